@@ -1,0 +1,75 @@
+//! Messages of the account actors, each with its result.
+
+use actix::{Addr, Message};
+
+use super::store::{Credentials, CreditOutcome, WithdrawOutcome, WithdrawalView};
+use super::AccountActor;
+use crate::domain::{OrderNumber, Points, UserId};
+use crate::error::AccountError;
+
+/// A balance as shown to its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    /// Points available.
+    pub current: Points,
+    /// Points spent so far.
+    pub withdrawn: Points,
+}
+
+/// Asks for the balance; a warm account answers from memory.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Balance, AccountError>")]
+pub struct GetBalance;
+
+/// Spends `sum` points on `order`. A replay of the same withdrawal answers `Replayed`
+/// and charges nothing.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WithdrawOutcome, AccountError>")]
+pub struct Withdraw {
+    /// The order paid with points.
+    pub order: OrderNumber,
+    /// How many.
+    pub sum: Points,
+}
+
+/// Credits an order's accrual: the order becomes PROCESSED and the balance grows, in one
+/// commit. An order that is final already is not credited again.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<CreditOutcome, AccountError>")]
+pub struct Credit {
+    /// The order whose accrual this is.
+    pub order: OrderNumber,
+    /// Points earned (may be zero).
+    pub amount: Points,
+}
+
+/// Lists the user's withdrawals, oldest first.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<WithdrawalView>, AccountError>")]
+pub struct ListWithdrawals;
+
+/// Registers a user with an already hashed password and opens their account.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<UserId, AccountError>")]
+pub struct OpenAccount {
+    /// The login, unique.
+    pub login: String,
+    /// The bcrypt hash of the password.
+    pub password_hash: String,
+}
+
+/// Looks up a login's credentials.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<Credentials>, AccountError>")]
+pub struct FindLogin {
+    /// The login.
+    pub login: String,
+}
+
+/// Finds the user's account actor, starting it when it is not running.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Addr<AccountActor>")]
+pub struct GetAccount {
+    /// Whose.
+    pub user: UserId,
+}

@@ -1,0 +1,132 @@
+//! The account registry: the only map of live account actors, and the way in for
+//! registration and login look-ups.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+
+use super::messages::{FindLogin, GetAccount, OpenAccount};
+use super::store::{self, Credentials};
+use super::AccountActor;
+use crate::db::Db;
+use crate::domain::UserId;
+use crate::error::AccountError;
+
+/// Finds or starts the account actor of a user. Actors stop themselves when idle; the
+/// registry forgets stopped ones on its next sweep and starts a fresh one on demand.
+pub struct AccountRegistry {
+    db: Db,
+    idle: Duration,
+    live: HashMap<UserId, Addr<AccountActor>>,
+}
+
+impl AccountRegistry {
+    /// A registry whose actors stop after `idle` without messages.
+    pub fn new(db: Db, idle: Duration) -> Self {
+        Self {
+            db,
+            idle,
+            live: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for AccountRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let sweep = self
+            .idle
+            .clamp(Duration::from_millis(100), Duration::from_secs(60));
+        ctx.run_interval(sweep, |registry, _| {
+            registry.live.retain(|_, addr| addr.connected());
+        });
+    }
+}
+
+impl Handler<GetAccount> for AccountRegistry {
+    type Result = MessageResult<GetAccount>;
+
+    fn handle(&mut self, msg: GetAccount, _: &mut Self::Context) -> Self::Result {
+        if let Some(addr) = self.live.get(&msg.user).filter(|addr| addr.connected()) {
+            return MessageResult(addr.clone());
+        }
+        let addr = AccountActor::new(msg.user, self.db.clone(), self.idle).start();
+        self.live.insert(msg.user, addr.clone());
+        MessageResult(addr)
+    }
+}
+
+impl Handler<OpenAccount> for AccountRegistry {
+    type Result = ResponseFuture<Result<UserId, AccountError>>;
+
+    fn handle(&mut self, msg: OpenAccount, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        // The unique login index decides between concurrent registrations.
+        Box::pin(async move { store::create_user(&db, &msg.login, &msg.password_hash).await })
+    }
+}
+
+impl Handler<FindLogin> for AccountRegistry {
+    type Result = ResponseFuture<Result<Option<Credentials>, AccountError>>;
+
+    fn handle(&mut self, msg: FindLogin, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move { store::find_user(&db, &msg.login).await })
+    }
+}
+
+/// The handle the rest of the service uses to reach accounts.
+#[derive(Clone)]
+pub struct Accounts {
+    registry: Addr<AccountRegistry>,
+}
+
+/// How often a message is re-sent to a freshly started actor after the previous one had
+/// stopped for idleness.
+const RESTARTS: usize = 3;
+
+impl Accounts {
+    /// Wraps a started registry.
+    pub fn new(registry: Addr<AccountRegistry>) -> Self {
+        Self { registry }
+    }
+
+    /// Sends `msg` to `user`'s account actor, starting it if needed. An actor that stopped
+    /// for idleness before handling the message is replaced and the message sent again;
+    /// every account message is safe to repeat.
+    pub async fn ask<M, T>(&self, user: UserId, msg: M) -> Result<T, AccountError>
+    where
+        M: Message<Result = Result<T, AccountError>> + Clone + Send + 'static,
+        T: Send + 'static,
+        AccountActor: Handler<M>,
+        <AccountActor as Actor>::Context: ToEnvelope<AccountActor, M>,
+    {
+        let mut last = MailboxError::Closed;
+        for _ in 0..RESTARTS {
+            let actor = self.registry.send(GetAccount { user }).await?;
+            match actor.send(msg.clone()).await {
+                Ok(result) => return result,
+                Err(error) => last = error,
+            }
+        }
+        Err(AccountError::Unavailable(last))
+    }
+
+    /// Registers a user; `LoginTaken` when the login exists.
+    pub async fn open(&self, login: String, password_hash: String) -> Result<UserId, AccountError> {
+        self.registry
+            .send(OpenAccount {
+                login,
+                password_hash,
+            })
+            .await?
+    }
+
+    /// Looks up a login.
+    pub async fn find_login(&self, login: String) -> Result<Option<Credentials>, AccountError> {
+        self.registry.send(FindLogin { login }).await?
+    }
+}

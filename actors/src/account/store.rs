@@ -1,0 +1,311 @@
+//! The account's storage logic as plain async functions: users, balances, the ledger and
+//! withdrawals. Each mutation is one transaction; the balance row is updated only at the
+//! version the caller last saw.
+
+use gophermart_entities::{accounts, ledger, users, withdrawals};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, TransactionTrait, TryInsertResult,
+};
+use tracing::instrument;
+
+use crate::db::{now, stored_points, Db};
+use crate::domain::{OrderNumber, Points, UserId};
+use crate::error::AccountError;
+use crate::orders::store as order_store;
+
+/// How often a mutation re-reads the balance and tries again after losing a version race.
+const VERSION_RETRIES: usize = 8;
+
+/// Ledger causes.
+pub const CAUSE_ACCRUAL: &str = "accrual";
+/// Ledger causes.
+pub const CAUSE_WITHDRAWAL: &str = "withdrawal";
+
+/// A balance as of one version of the `accounts` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountState {
+    /// Points available.
+    pub current: Points,
+    /// Points spent so far.
+    pub withdrawn: Points,
+    /// The row's version.
+    pub version: i64,
+}
+
+/// A registered user's id and password hash.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Whose they are.
+    pub user: UserId,
+    /// The bcrypt hash.
+    pub password_hash: String,
+}
+
+/// One withdrawal as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawalView {
+    /// The order paid with points.
+    pub order: OrderNumber,
+    /// Points spent.
+    pub sum: Points,
+    /// When.
+    pub processed_at: chrono::DateTime<chrono::FixedOffset>,
+}
+
+/// How a withdrawal ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawOutcome {
+    /// Charged now.
+    Charged,
+    /// The same withdrawal was charged before; nothing charged now.
+    Replayed,
+}
+
+/// How a credit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditOutcome {
+    /// The order became PROCESSED and its accrual was added to the balance.
+    Credited,
+    /// The order was final already; nothing changed.
+    AlreadyFinal,
+}
+
+/// Registers a user and opens their account, in one transaction.
+#[instrument(skip_all)]
+pub async fn create_user(
+    db: &Db,
+    login: &str,
+    password_hash: &str,
+) -> Result<UserId, AccountError> {
+    let txn = db.writer.begin().await?;
+    let inserted = users::Entity::insert(users::ActiveModel {
+        login: Set(login.to_owned()),
+        password_hash: Set(password_hash.to_owned()),
+        created_at: Set(now()),
+        ..Default::default()
+    })
+    .on_conflict_do_nothing_on([users::Column::Login])
+    .exec(&txn)
+    .await?;
+    let user = match inserted {
+        TryInsertResult::Inserted(result) => UserId(result.last_insert_id),
+        TryInsertResult::Conflicted | TryInsertResult::Empty => {
+            return Err(AccountError::LoginTaken)
+        }
+    };
+    accounts::Entity::insert(accounts::ActiveModel {
+        user_id: Set(user.0),
+        current: Set(0),
+        withdrawn: Set(0),
+        version: Set(0),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// Finds a user by login.
+#[instrument(skip_all)]
+pub async fn find_user(db: &Db, login: &str) -> Result<Option<Credentials>, AccountError> {
+    let found = users::Entity::find()
+        .filter(users::Column::Login.eq(login))
+        .one(&db.reader)
+        .await?;
+    Ok(found.map(|user| Credentials {
+        user: UserId(user.id),
+        password_hash: user.password_hash,
+    }))
+}
+
+/// Reads a user's balance.
+pub async fn load(db: &impl ConnectionTrait, user: UserId) -> Result<AccountState, AccountError> {
+    let row = accounts::Entity::find_by_id(user.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("account of user {user}")))?;
+    Ok(AccountState {
+        current: stored_points(row.current)?,
+        withdrawn: stored_points(row.withdrawn)?,
+        version: row.version,
+    })
+}
+
+/// Charges `sum` for `order`, or recognises a replay of the same withdrawal.
+///
+/// Precedence follows the API: a number already spent answers before funds are checked.
+#[instrument(skip_all, fields(user = %user, order = %order))]
+pub async fn withdraw(
+    db: &Db,
+    mut state: AccountState,
+    user: UserId,
+    order: &OrderNumber,
+    sum: Points,
+) -> Result<(WithdrawOutcome, AccountState), AccountError> {
+    for _ in 0..VERSION_RETRIES {
+        let Some(current) = state.current.checked_sub(sum) else {
+            return match earlier_withdrawal(&db.writer, user, order, sum).await? {
+                Some(outcome) => Ok((outcome, state)),
+                None => Err(AccountError::InsufficientFunds),
+            };
+        };
+        let withdrawn = state
+            .withdrawn
+            .checked_add(sum)
+            .ok_or(AccountError::Overflow)?;
+        let txn = db.writer.begin().await?;
+        let inserted = withdrawals::Entity::insert(withdrawals::ActiveModel {
+            order_number: Set(order.to_string()),
+            user_id: Set(user.0),
+            sum: Set(sum.cents()),
+            processed_at: Set(now()),
+            ..Default::default()
+        })
+        .on_conflict_do_nothing_on([withdrawals::Column::OrderNumber])
+        .exec_without_returning(&txn)
+        .await?;
+        if !matches!(inserted, TryInsertResult::Inserted(1)) {
+            txn.rollback().await?;
+            return match earlier_withdrawal(&db.writer, user, order, sum).await? {
+                Some(outcome) => Ok((outcome, state)),
+                // Spent and refunded in between cannot happen; treat as a conflict.
+                None => Err(AccountError::OrderAlreadyUsed),
+            };
+        }
+        append_ledger(&txn, user, -sum.cents(), CAUSE_WITHDRAWAL, order).await?;
+        let next = AccountState {
+            current,
+            withdrawn,
+            version: state.version + 1,
+        };
+        if save_balance(&txn, user, state.version, next).await? {
+            txn.commit().await?;
+            return Ok((WithdrawOutcome::Charged, next));
+        }
+        txn.rollback().await?;
+        state = load(&db.writer, user).await?;
+    }
+    Err(AccountError::Contended)
+}
+
+/// Marks `order` PROCESSED with `amount` and adds `amount` to the balance, in one
+/// transaction; an order that is final already is left alone.
+#[instrument(skip_all, fields(user = %user, order = %order))]
+pub async fn credit(
+    db: &Db,
+    mut state: AccountState,
+    user: UserId,
+    order: &OrderNumber,
+    amount: Points,
+) -> Result<(CreditOutcome, AccountState), AccountError> {
+    for _ in 0..VERSION_RETRIES {
+        let current = state
+            .current
+            .checked_add(amount)
+            .ok_or(AccountError::Overflow)?;
+        let txn = db.writer.begin().await?;
+        if !order_store::mark_processed(&txn, user, order, amount).await? {
+            txn.rollback().await?;
+            return Ok((CreditOutcome::AlreadyFinal, state));
+        }
+        if amount.is_zero() {
+            txn.commit().await?;
+            return Ok((CreditOutcome::Credited, state));
+        }
+        append_ledger(&txn, user, amount.cents(), CAUSE_ACCRUAL, order).await?;
+        let next = AccountState {
+            current,
+            withdrawn: state.withdrawn,
+            version: state.version + 1,
+        };
+        if save_balance(&txn, user, state.version, next).await? {
+            txn.commit().await?;
+            return Ok((CreditOutcome::Credited, next));
+        }
+        txn.rollback().await?;
+        state = load(&db.writer, user).await?;
+    }
+    Err(AccountError::Contended)
+}
+
+/// A user's withdrawals, oldest first.
+#[instrument(skip_all, fields(user = %user))]
+pub async fn list_withdrawals(db: &Db, user: UserId) -> Result<Vec<WithdrawalView>, AccountError> {
+    withdrawals::Entity::find()
+        .filter(withdrawals::Column::UserId.eq(user.0))
+        .order_by_asc(withdrawals::Column::Id)
+        .all(&db.reader)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(WithdrawalView {
+                order: OrderNumber::from_trusted(row.order_number),
+                sum: stored_points(row.sum)?,
+                processed_at: row.processed_at,
+            })
+        })
+        .collect()
+}
+
+/// Classifies an existing withdrawal of `order`: the same one again, or a different use.
+async fn earlier_withdrawal(
+    db: &impl ConnectionTrait,
+    user: UserId,
+    order: &OrderNumber,
+    sum: Points,
+) -> Result<Option<WithdrawOutcome>, AccountError> {
+    let earlier = withdrawals::Entity::find()
+        .filter(withdrawals::Column::OrderNumber.eq(order.as_str()))
+        .one(db)
+        .await?;
+    match earlier {
+        None => Ok(None),
+        Some(row) if row.user_id == user.0 && row.sum == sum.cents() => {
+            Ok(Some(WithdrawOutcome::Replayed))
+        }
+        Some(_) => Err(AccountError::OrderAlreadyUsed),
+    }
+}
+
+async fn append_ledger(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    delta: i64,
+    cause: &str,
+    order: &OrderNumber,
+) -> Result<(), DbErr> {
+    ledger::Entity::insert(ledger::ActiveModel {
+        user_id: Set(user.0),
+        delta: Set(delta),
+        cause: Set(cause.to_owned()),
+        reference: Set(order.to_string()),
+        created_at: Set(now()),
+        ..Default::default()
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Writes `next` if the row is still at version `seen`; false when someone else wrote first.
+async fn save_balance(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    seen: i64,
+    next: AccountState,
+) -> Result<bool, DbErr> {
+    let result = accounts::Entity::update_many()
+        .col_expr(accounts::Column::Current, Expr::value(next.current.cents()))
+        .col_expr(
+            accounts::Column::Withdrawn,
+            Expr::value(next.withdrawn.cents()),
+        )
+        .col_expr(accounts::Column::Version, Expr::value(next.version))
+        .filter(accounts::Column::UserId.eq(user.0))
+        .filter(accounts::Column::Version.eq(seen))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}

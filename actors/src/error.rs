@@ -1,0 +1,51 @@
+//! The errors actors answer with. Each maps to one status code at the HTTP edge.
+
+use actix::MailboxError;
+use sea_orm::DbErr;
+
+/// What can go wrong with a user's account: registration, balance and withdrawals.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The login is registered already.
+    #[error("login is already taken")]
+    LoginTaken,
+    /// The balance does not cover the sum.
+    #[error("not enough points")]
+    InsufficientFunds,
+    /// The order number was spent on a different withdrawal.
+    #[error("the order number was already used for a withdrawal")]
+    OrderAlreadyUsed,
+    /// A balance would leave the range the ledger can hold.
+    #[error("the balance would overflow")]
+    Overflow,
+    /// The balance row kept changing under us (another instance writing the same account).
+    #[error("the account is busy, try again")]
+    Contended,
+    /// The actor could not be reached.
+    #[error("account actor unavailable: {0}")]
+    Unavailable(#[from] MailboxError),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] DbErr),
+}
+
+impl AccountError {
+    /// Whether this is a failure of the system rather than a refusal of the request.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            AccountError::Contended | AccountError::Unavailable(_) | AccountError::Storage(_)
+        )
+    }
+}
+
+/// What can go wrong with orders.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// The actor could not be reached.
+    #[error("order registry unavailable: {0}")]
+    Unavailable(#[from] MailboxError),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] DbErr),
+}

@@ -1,0 +1,12 @@
+//! Gophermart's actors and the storage logic they own: accounts, orders and the accrual
+//! pipeline. Nothing here knows about HTTP.
+
+pub mod account;
+pub mod accrual;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod orders;
+pub mod settings;
+
+pub use db::Db;

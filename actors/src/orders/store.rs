@@ -1,0 +1,257 @@
+//! Orders in storage: acceptance (the unique index decides who owns a number), the
+//! owner's list, status changes and the durable polling schedule.
+
+use chrono::{DateTime, FixedOffset};
+use gophermart_entities::orders;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    TryInsertResult,
+};
+use tracing::instrument;
+
+use crate::db::{now, stored_points, Db};
+use crate::domain::{OrderNumber, Points, UserId};
+
+/// Where an order stands with the accrual system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Uploaded; the accrual system does not know it yet.
+    New,
+    /// The accrual system is calculating.
+    Processing,
+    /// Refused by the accrual system. Final.
+    Invalid,
+    /// Calculated and credited. Final.
+    Processed,
+}
+
+impl OrderStatus {
+    /// The name stored and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::New => "NEW",
+            OrderStatus::Processing => "PROCESSING",
+            OrderStatus::Invalid => "INVALID",
+            OrderStatus::Processed => "PROCESSED",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "NEW" => Some(OrderStatus::New),
+            "PROCESSING" => Some(OrderStatus::Processing),
+            "INVALID" => Some(OrderStatus::Invalid),
+            "PROCESSED" => Some(OrderStatus::Processed),
+            _ => None,
+        }
+    }
+
+    /// Whether no answer of the accrual system can change it any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderStatus::Invalid | OrderStatus::Processed)
+    }
+}
+
+/// One order as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderView {
+    /// The number.
+    pub number: OrderNumber,
+    /// Where it stands.
+    pub status: OrderStatus,
+    /// Points credited, when there were any.
+    pub accrual: Option<Points>,
+    /// When it was uploaded.
+    pub uploaded_at: DateTime<FixedOffset>,
+}
+
+/// An order still to be asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOrder {
+    /// The number.
+    pub number: OrderNumber,
+    /// Its owner, who is credited.
+    pub user: UserId,
+    /// Its status now (NEW or PROCESSING).
+    pub status: OrderStatus,
+    /// How many answers were recorded so far.
+    pub attempts: u32,
+    /// When to ask next.
+    pub next_poll_at: DateTime<FixedOffset>,
+}
+
+/// Who an uploaded number belongs to now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// New: it is this user's now and waits for the accrual system.
+    Accepted(PendingOrder),
+    /// This user uploaded it before.
+    AlreadyYours,
+    /// Another user owns it.
+    TakenByOther,
+}
+
+/// Accepts `number` for `user` unless someone uploaded it first.
+#[instrument(skip_all, fields(user = %user, order = %number))]
+pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Acceptance, DbErr> {
+    let uploaded_at = now();
+    let inserted = orders::Entity::insert(orders::ActiveModel {
+        number: Set(number.to_string()),
+        user_id: Set(user.0),
+        status: Set(OrderStatus::New.as_str().to_owned()),
+        accrual: Set(None),
+        uploaded_at: Set(uploaded_at),
+        attempts: Set(0),
+        next_poll_at: Set(Some(uploaded_at)),
+        ..Default::default()
+    })
+    .on_conflict_do_nothing_on([orders::Column::Number])
+    .exec_without_returning(&db.writer)
+    .await?;
+    if matches!(inserted, TryInsertResult::Inserted(1)) {
+        return Ok(Acceptance::Accepted(PendingOrder {
+            number: number.clone(),
+            user,
+            status: OrderStatus::New,
+            attempts: 0,
+            next_poll_at: uploaded_at,
+        }));
+    }
+    let owner = orders::Entity::find()
+        .filter(orders::Column::Number.eq(number.as_str()))
+        .one(&db.writer)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("order {number}")))?;
+    Ok(if owner.user_id == user.0 {
+        Acceptance::AlreadyYours
+    } else {
+        Acceptance::TakenByOther
+    })
+}
+
+/// A user's orders, oldest upload first.
+#[instrument(skip_all, fields(user = %user))]
+pub async fn list(db: &Db, user: UserId) -> Result<Vec<OrderView>, DbErr> {
+    orders::Entity::find()
+        .filter(orders::Column::UserId.eq(user.0))
+        .order_by_asc(orders::Column::Id)
+        .all(&db.reader)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let status = parse_status(&row.status)?;
+            let accrual = match row.accrual {
+                Some(cents) if cents > 0 => Some(stored_points(cents)?),
+                _ => None,
+            };
+            Ok(OrderView {
+                number: OrderNumber::from_trusted(row.number),
+                status,
+                accrual,
+                uploaded_at: row.uploaded_at,
+            })
+        })
+        .collect()
+}
+
+/// Sets a non-final `order` PROCESSED with `amount`, inside the caller's transaction.
+/// Returns false, changing nothing, when the order is final already (or not the user's).
+pub async fn mark_processed(
+    txn: &impl ConnectionTrait,
+    user: UserId,
+    order: &OrderNumber,
+    amount: Points,
+) -> Result<bool, DbErr> {
+    let result = orders::Entity::update_many()
+        .col_expr(
+            orders::Column::Status,
+            Expr::value(OrderStatus::Processed.as_str()),
+        )
+        .col_expr(orders::Column::Accrual, Expr::value(amount.cents()))
+        .col_expr(
+            orders::Column::Attempts,
+            Expr::col(orders::Column::Attempts).add(1),
+        )
+        .col_expr(
+            orders::Column::NextPollAt,
+            Expr::value(Option::<DateTime<FixedOffset>>::None),
+        )
+        .filter(orders::Column::Number.eq(order.as_str()))
+        .filter(orders::Column::UserId.eq(user.0))
+        .filter(orders::Column::NextPollAt.is_not_null())
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Sets a non-final `order` INVALID. Returns false when it was final already.
+pub async fn mark_invalid(db: &Db, order: &OrderNumber) -> Result<bool, DbErr> {
+    let result = orders::Entity::update_many()
+        .col_expr(
+            orders::Column::Status,
+            Expr::value(OrderStatus::Invalid.as_str()),
+        )
+        .col_expr(
+            orders::Column::Attempts,
+            Expr::col(orders::Column::Attempts).add(1),
+        )
+        .col_expr(
+            orders::Column::NextPollAt,
+            Expr::value(Option::<DateTime<FixedOffset>>::None),
+        )
+        .filter(orders::Column::Number.eq(order.as_str()))
+        .filter(orders::Column::NextPollAt.is_not_null())
+        .exec(&db.writer)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Records a non-final answer: the status it implies, the attempt and the next time to ask.
+/// A final order is left alone.
+pub async fn reschedule(
+    db: &Db,
+    order: &OrderNumber,
+    status: OrderStatus,
+    attempts: u32,
+    next_poll_at: DateTime<FixedOffset>,
+) -> Result<(), DbErr> {
+    orders::Entity::update_many()
+        .col_expr(orders::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            orders::Column::Attempts,
+            Expr::value(i32::try_from(attempts).unwrap_or(i32::MAX)),
+        )
+        .col_expr(orders::Column::NextPollAt, Expr::value(Some(next_poll_at)))
+        .filter(orders::Column::Number.eq(order.as_str()))
+        .filter(orders::Column::NextPollAt.is_not_null())
+        .exec(&db.writer)
+        .await?;
+    Ok(())
+}
+
+/// Every order still to be asked about, soonest first: the schedule to resume at start.
+pub async fn pending(db: &Db) -> Result<Vec<PendingOrder>, DbErr> {
+    orders::Entity::find()
+        .filter(orders::Column::NextPollAt.is_not_null())
+        .order_by_asc(orders::Column::NextPollAt)
+        .all(&db.reader)
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            let next_poll_at = row.next_poll_at?;
+            Some(parse_status(&row.status).map(|status| PendingOrder {
+                number: OrderNumber::from_trusted(row.number),
+                user: UserId(row.user_id),
+                status,
+                attempts: u32::try_from(row.attempts).unwrap_or(0),
+                next_poll_at,
+            }))
+        })
+        .collect()
+}
+
+fn parse_status(text: &str) -> Result<OrderStatus, DbErr> {
+    OrderStatus::parse(text).ok_or_else(|| DbErr::Custom(format!("unknown stored status {text}")))
+}

@@ -1,0 +1,10 @@
+//! SeaORM entities of Gophermart: one module per table, nothing else.
+
+pub mod prelude;
+
+pub mod accounts;
+pub mod ledger;
+pub mod orders;
+pub mod settings;
+pub mod users;
+pub mod withdrawals;

@@ -1,0 +1,89 @@
+//! The one API error type and its mapping to status codes. Causes of 5xx answers are
+//! logged, never shown.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use gophermart_actors::error::{AccountError, OrderError};
+
+/// Everything a request can end in besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: bad JSON, wrong types, missing or empty fields, bad sums.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing, malformed, expired or forged credentials, or a wrong login/password pair.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The balance does not cover the withdrawal.
+    #[error("not enough points")]
+    PaymentRequired,
+    /// The resource belongs to someone else or was used differently before.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The body is over the limit (after decompression).
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// A content encoding other than gzip or identity.
+    #[error("unsupported content encoding")]
+    UnsupportedEncoding,
+    /// The order number is not digits or fails the Luhn check.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Our own failure; the cause goes to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A failure of ours, with the cause to log.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(%cause, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("text/plain; charset=utf-8");
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.body(self.to_string())
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::LoginTaken => ApiError::Conflict("login is already taken"),
+            AccountError::InsufficientFunds => ApiError::PaymentRequired,
+            AccountError::OrderAlreadyUsed => {
+                ApiError::Conflict("the order number was already used for a withdrawal")
+            }
+            AccountError::Overflow => ApiError::BadRequest("the balance would overflow".into()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        ApiError::internal(error)
+    }
+}

@@ -1,0 +1,13 @@
+//! Gophermart: a cumulative loyalty-points service. This crate is the HTTP edge and the
+//! wiring; the behaviour lives in the actors crate.
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

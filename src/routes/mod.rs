@@ -1,0 +1,51 @@
+//! HTTP routes: each handler parses, authenticates and asks an actor.
+
+mod balance;
+mod health;
+mod orders;
+mod users;
+
+use actix_web::http::header::ContentType;
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health)).service(
+        web::scope("/api/user")
+            .route("/register", web::post().to(users::register))
+            .route("/login", web::post().to(users::login))
+            .route("/orders", web::post().to(orders::upload))
+            .route("/orders", web::get().to(orders::list))
+            .route("/balance", web::get().to(balance::get))
+            .route("/balance/withdraw", web::post().to(balance::withdraw))
+            .route("/withdrawals", web::get().to(balance::withdrawals))
+            .route("/balance/withdrawals", web::get().to(balance::withdrawals)),
+    );
+}
+
+/// `200` with the JSON of `value`.
+fn json(value: &impl Serialize) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_string(value).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
+}
+
+/// A JSON list: `200` with the items, or `204` (still `application/json`) when empty.
+fn json_list(items: &[impl Serialize]) -> Result<HttpResponse, ApiError> {
+    if items.is_empty() {
+        return Ok(HttpResponse::NoContent()
+            .content_type(ContentType::json())
+            .finish());
+    }
+    json(&items)
+}
+
+/// RFC 3339 in UTC, to the second: `2020-12-10T12:15:45Z`.
+fn rfc3339(time: chrono::DateTime<chrono::FixedOffset>) -> String {
+    time.to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

@@ -1,0 +1,79 @@
+//! Uploading order numbers and listing them.
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+use gophermart_actors::domain::{OrderNumber, OrderNumberError, Points};
+use gophermart_actors::orders::{ListOrders, OrderRegistry, RegisterOrder, Registration};
+use serde::Serialize;
+use tracing::instrument;
+
+use super::{json_list, rfc3339};
+use crate::auth::AuthUser;
+use crate::body;
+use crate::error::ApiError;
+
+/// `POST /api/user/orders`: a `text/plain` order number.
+#[instrument(skip_all, fields(user = %user.0))]
+pub async fn upload(
+    user: AuthUser,
+    req: HttpRequest,
+    payload: web::Payload,
+    registry: web::Data<Addr<OrderRegistry>>,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(&req, payload).await?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;
+    let number = OrderNumber::parse(text).map_err(|e| match e {
+        OrderNumberError::Empty => ApiError::BadRequest(e.to_string()),
+        _ => ApiError::Unprocessable(e.to_string()),
+    })?;
+    let registration = registry
+        .send(RegisterOrder {
+            user: user.0,
+            number,
+        })
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(match registration {
+        Registration::Accepted => HttpResponse::Accepted()
+            .content_type("text/plain")
+            .body("accepted"),
+        Registration::AlreadyYours => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("already uploaded"),
+        Registration::TakenByOther => {
+            return Err(ApiError::Conflict("uploaded by another user"));
+        }
+    })
+}
+
+#[derive(Serialize)]
+struct OrderItem {
+    number: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accrual: Option<Points>,
+    uploaded_at: String,
+}
+
+/// `GET /api/user/orders`: oldest upload first.
+#[instrument(skip_all, fields(user = %user.0))]
+pub async fn list(
+    user: AuthUser,
+    registry: web::Data<Addr<OrderRegistry>>,
+) -> Result<HttpResponse, ApiError> {
+    let orders = registry
+        .send(ListOrders { user: user.0 })
+        .await
+        .map_err(ApiError::internal)??;
+    let items: Vec<OrderItem> = orders
+        .into_iter()
+        .map(|order| OrderItem {
+            number: order.number.to_string(),
+            status: order.status.as_str(),
+            accrual: order.accrual,
+            uploaded_at: rfc3339(order.uploaded_at),
+        })
+        .collect();
+    json_list(&items)
+}

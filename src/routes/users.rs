@@ -1,0 +1,85 @@
+//! Registration and login.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use gophermart_actors::account::Accounts;
+use serde::Deserialize;
+use tracing::instrument;
+
+use crate::auth::{PasswordHasher, Tokens};
+use crate::body;
+use crate::error::ApiError;
+
+/// The longest login, in Unicode code points.
+const MAX_LOGIN_CHARS: usize = 256;
+/// The longest password, in bytes.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(Deserialize)]
+struct Pair {
+    login: String,
+    password: String,
+}
+
+fn read_pair(bytes: &[u8]) -> Result<Pair, ApiError> {
+    let pair: Pair = body::json(bytes)?;
+    if pair.login.is_empty() || pair.password.is_empty() {
+        return Err(ApiError::BadRequest(
+            "login and password must not be empty".into(),
+        ));
+    }
+    Ok(pair)
+}
+
+/// `POST /api/user/register`.
+#[instrument(skip_all)]
+pub async fn register(
+    req: HttpRequest,
+    payload: web::Payload,
+    accounts: web::Data<Accounts>,
+    hasher: web::Data<PasswordHasher>,
+    tokens: web::Data<Tokens>,
+) -> Result<HttpResponse, ApiError> {
+    let pair = read_pair(&body::read(&req, payload).await?)?;
+    if pair.login.chars().count() > MAX_LOGIN_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "login must be at most {MAX_LOGIN_CHARS} characters"
+        )));
+    }
+    if pair.login.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "login must not contain control characters".into(),
+        ));
+    }
+    if pair.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    let hash = hasher.hash(pair.password).await?;
+    let user = accounts.open(pair.login, hash).await?;
+    tracing::info!(%user, "registered");
+    tokens.signed_in(user)
+}
+
+/// `POST /api/user/login`.
+#[instrument(skip_all)]
+pub async fn login(
+    req: HttpRequest,
+    payload: web::Payload,
+    accounts: web::Data<Accounts>,
+    hasher: web::Data<PasswordHasher>,
+    tokens: web::Data<Tokens>,
+) -> Result<HttpResponse, ApiError> {
+    let pair = read_pair(&body::read(&req, payload).await?)?;
+    let found = accounts.find_login(pair.login).await?;
+    let (user, hash) = found
+        .map(|credentials| (credentials.user, credentials.password_hash))
+        .unzip();
+    // An unknown login is verified against a dummy hash: the same time either way, so
+    // answers tell nothing about which logins exist.
+    let valid = hasher.verify(pair.password, hash).await?;
+    match user {
+        Some(user) if valid => tokens.signed_in(user),
+        _ => Err(ApiError::Unauthorized("wrong login or password")),
+    }
+}

@@ -1,0 +1,134 @@
+//! Wiring: database, migrations, actors and the HTTP server.
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix::{Actor, Addr};
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::middleware::Compress;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use gophermart_actors::account::{AccountRegistry, Accounts};
+use gophermart_actors::orders::OrderRegistry;
+use gophermart_actors::{settings, Db};
+use gophermart_migration::{Migrator, MigratorTrait};
+use rand::RngCore;
+use tracing::Instrument;
+
+use crate::auth::{PasswordHasher, Tokens};
+use crate::config::Settings;
+use crate::routes;
+
+/// Seconds the server waits for in-flight requests after a stop signal.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// A built service, bound to its port and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Db,
+}
+
+impl Application {
+    /// Connects and migrates the database, starts the actors and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database_uri)
+            .await
+            .context("Failed to connect to the database")?;
+        Migrator::up(&db.writer, None)
+            .await
+            .context("Failed to migrate the database")?;
+
+        let secret = match settings.token_secret.clone().filter(|s| !s.is_empty()) {
+            Some(secret) => secret,
+            None => settings::get_or_insert(&db, "token_secret", generate_secret)
+                .await
+                .context("Failed to load the token key")?,
+        };
+        let tokens = Tokens::new(
+            secret.as_bytes(),
+            settings.token_ttl,
+            settings.cookie_secure,
+        );
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cost = settings.bcrypt_cost;
+        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, cores))
+            .await
+            .context("Failed to prepare password hashing")?
+            .context("Failed to prepare password hashing")?;
+
+        let accounts =
+            Accounts::new(AccountRegistry::new(db.clone(), settings.account_idle).start());
+        let orders: Addr<OrderRegistry> = OrderRegistry::new(db.clone(), None).start();
+
+        let listener = TcpListener::bind(&settings.address)
+            .with_context(|| format!("Failed to bind {}", settings.address))?;
+        let port = listener.local_addr()?.port();
+        let (accounts, orders, hasher, tokens) = (
+            web::Data::new(accounts),
+            web::Data::new(orders),
+            web::Data::new(hasher),
+            web::Data::new(tokens),
+        );
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(Compress::default())
+                .wrap_fn(|req, srv| {
+                    let span = tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.path()
+                    );
+                    let started = Instant::now();
+                    let response = srv.call(req);
+                    async move {
+                        let response = response.await;
+                        if let Ok(response) = &response {
+                            tracing::debug!(
+                                status = response.status().as_u16(),
+                                elapsed_us = started.elapsed().as_micros() as u64,
+                                "answered"
+                            );
+                        }
+                        response
+                    }
+                    .instrument(span)
+                })
+                .app_data(accounts.clone())
+                .app_data(orders.clone())
+                .app_data(hasher.clone())
+                .app_data(tokens.clone())
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .run();
+        tracing::info!(port, "listening");
+        Ok(Self { port, server, db })
+    }
+
+    /// The port the server listens on (useful when bound to port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then lets in-flight work
+    /// finish and closes the database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        self.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn generate_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    key.iter().map(|byte| format!("{byte:02x}")).collect()
+}
