@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod emulator;
 pub mod error;
 pub mod routes;
 pub mod startup;

@@ -1,7 +1,7 @@
 //! Wiring: database, migrations, actors and the HTTP server.
 
 use std::net::TcpListener;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle, Service};
@@ -9,6 +9,8 @@ use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use gophermart_actors::account::{AccountRegistry, Accounts};
+use gophermart_actors::accrual::schedule::Backoff;
+use gophermart_actors::accrual::{AccrualClient, AccrualSettings, AccrualSupervisor, Drain};
 use gophermart_actors::orders::OrderRegistry;
 use gophermart_actors::{settings, Db};
 use gophermart_migration::{Migrator, MigratorTrait};
@@ -16,17 +18,23 @@ use rand::RngCore;
 use tracing::Instrument;
 
 use crate::auth::{PasswordHasher, Tokens};
-use crate::config::Settings;
+use crate::config::{with_scheme, Settings};
+use crate::emulator::{self, EmulatorSettings};
 use crate::routes;
 
 /// Seconds the server waits for in-flight requests after a stop signal.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// How long a stop waits for accrual answers in flight to be persisted.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A built service, bound to its port and ready to run.
 pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    supervisor: Addr<AccrualSupervisor>,
+    emulator: Option<ServerHandle>,
 }
 
 impl Application {
@@ -57,9 +65,35 @@ impl Application {
             .context("Failed to prepare password hashing")?
             .context("Failed to prepare password hashing")?;
 
+        let (accrual_url, emulator) = match settings.accrual_base_url() {
+            Some(url) => (url, None),
+            None => {
+                let (url, server) = start_emulator(&settings.emulator_address)?;
+                (url, Some(server))
+            }
+        };
+        let client = AccrualClient::new(&accrual_url, settings.accrual_timeout)
+            .context("Failed to build the accrual client")?;
+
         let accounts =
             Accounts::new(AccountRegistry::new(db.clone(), settings.account_idle).start());
-        let orders: Addr<OrderRegistry> = OrderRegistry::new(db.clone(), None).start();
+        let supervisor = AccrualSupervisor::new(
+            db.clone(),
+            accounts.clone(),
+            client,
+            AccrualSettings {
+                workers: settings.accrual_workers,
+                backoff: Backoff {
+                    retry_min: settings.accrual_retry_min,
+                    retry_max: settings.accrual_retry_max,
+                    unknown_retry_max: settings.accrual_unknown_retry_max,
+                },
+                default_pause: settings.accrual_default_pause,
+            },
+        )
+        .start();
+        let orders: Addr<OrderRegistry> =
+            OrderRegistry::new(db.clone(), Some(supervisor.clone().recipient())).start();
 
         let listener = TcpListener::bind(&settings.address)
             .with_context(|| format!("Failed to bind {}", settings.address))?;
@@ -104,7 +138,13 @@ impl Application {
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .run();
         tracing::info!(port, "listening");
-        Ok(Self { port, server, db })
+        Ok(Self {
+            port,
+            server,
+            db,
+            supervisor,
+            emulator,
+        })
     }
 
     /// The port the server listens on (useful when bound to port 0).
@@ -121,10 +161,43 @@ impl Application {
     /// finish and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
+        if let Err(error) = self
+            .supervisor
+            .send(Drain {
+                timeout: DRAIN_TIMEOUT,
+            })
+            .await
+        {
+            tracing::warn!(%error, "accrual supervisor already stopped");
+        }
+        if let Some(emulator) = self.emulator {
+            emulator.stop(true).await;
+        }
         self.db.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Starts the bundled accrual emulator in this process (demo mode) and returns its URL.
+fn start_emulator(address: &str) -> anyhow::Result<(String, ServerHandle)> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("Failed to bind the emulator on {address}"))?;
+    let url = with_scheme(&listener.local_addr()?.to_string());
+    let server = emulator::run(
+        listener,
+        EmulatorSettings {
+            rate_limit: 0,
+            processing_delay: Duration::from_secs(1),
+        },
+    )?;
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    tracing::warn!(
+        %url,
+        "no accrual system configured: running the bundled emulator in demo mode; set -r / ACCRUAL_SYSTEM_ADDRESS in production"
+    );
+    Ok((url, handle))
 }
 
 fn generate_secret() -> String {

@@ -1,7 +1,11 @@
 //! Messages of the accrual pipeline.
 
+use std::time::Instant;
+
 use actix::Message;
 
+use super::client::Answer;
+use crate::domain::OrderNumber;
 use crate::orders::store::PendingOrder;
 
 /// An order was accepted and waits for its first question to the accrual system.
@@ -10,4 +14,46 @@ use crate::orders::store::PendingOrder;
 pub struct OrderAccepted {
     /// The order and its schedule.
     pub order: PendingOrder,
+}
+
+/// Asks a poller to ask the accrual system about one order.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Answer")]
+pub struct Poll {
+    /// The order.
+    pub order: OrderNumber,
+}
+
+/// Broadcast to every poller after a `429`: no request leaves before `until`.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Pause {
+    /// When requests may resume.
+    pub until: Instant,
+}
+
+/// Stops handing out work and waits (bounded) until the answers in flight are persisted.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    /// How long to wait at most.
+    pub timeout: std::time::Duration,
+}
+
+/// Asks for counters of the pipeline.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "PipelineStats")]
+pub struct GetStats;
+
+/// Counters of the pipeline since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Orders waiting or in flight.
+    pub pending: usize,
+    /// Requests sent to the accrual system.
+    pub requests: u64,
+    /// `429` answers received.
+    pub throttled: u64,
+    /// The limit learned from a `429`, if any.
+    pub limit_per_minute: Option<u32>,
 }

@@ -1,6 +1,13 @@
 //! The accrual pipeline: a supervisor that owns the schedule of orders to ask about, and
 //! pollers that ask the accrual system.
 
+pub mod client;
 mod messages;
+mod poller;
+pub mod schedule;
+mod supervisor;
 
+pub use client::{AccrualClient, Answer};
 pub use messages::*;
+pub use poller::AccrualPoller;
+pub use supervisor::{AccrualSettings, AccrualSupervisor};

@@ -1,0 +1,489 @@
+//! The accrual supervisor: owns the schedule of orders to ask about, hands questions to
+//! pollers, persists what they learn and keeps the pipeline under the accrual system's
+//! rate limit.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::watch;
+
+use super::client::{AccrualClient, Answer};
+use super::messages::{Drain, GetStats, OrderAccepted, Pause, PipelineStats, Poll};
+use super::poller::AccrualPoller;
+use super::schedule::{Backoff, Pacer, Retry};
+use crate::account::{Accounts, Credit};
+use crate::db::Db;
+use crate::domain::{OrderNumber, UserId};
+use crate::orders::store::{self as order_store, OrderStatus, PendingOrder};
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct AccrualSettings {
+    /// Number of pollers.
+    pub workers: u32,
+    /// Re-ask delays.
+    pub backoff: Backoff,
+    /// Pause after a `429` without a usable `Retry-After`.
+    pub default_pause: Duration,
+}
+
+/// Margin added to the mirrored one-minute window, for the time a request spends on the
+/// way to the accrual system.
+const PACING_MARGIN: Duration = Duration::from_millis(500);
+
+/// Delay before loading the schedule again when the database failed at start.
+const RELOAD_DELAY: Duration = Duration::from_secs(1);
+
+/// An order the supervisor is responsible for until it is final.
+#[derive(Debug)]
+struct Tracked {
+    user: UserId,
+    status: OrderStatus,
+    attempts: u32,
+    /// The queue entry that is current; older entries for this order are skipped.
+    ticket: u64,
+    in_flight: bool,
+    /// Whether a failure was logged already (once per order, not once per attempt).
+    failure_logged: bool,
+}
+
+/// What became of one question, decided and persisted off the actor.
+enum Outcome {
+    /// The order is final in the database.
+    Done,
+    /// Ask again after `delay`.
+    Again {
+        status: OrderStatus,
+        attempts: u32,
+        delay: Duration,
+        failure: Option<String>,
+    },
+    /// The accrual system asked us to slow down.
+    Throttled {
+        retry_after: Option<Duration>,
+        per_minute: Option<u32>,
+    },
+    /// The poller died before answering.
+    PollerLost,
+}
+
+/// Owns the schedule (loaded from the database at start), a fixed set of pollers, the
+/// pause after a `429` and the pacing under the limit announced with it. Final answers
+/// are credited through the owner's account actor.
+pub struct AccrualSupervisor {
+    db: Db,
+    accounts: Accounts,
+    client: AccrualClient,
+    settings: AccrualSettings,
+    pollers: Vec<Addr<AccrualPoller>>,
+    idle: Vec<usize>,
+    queue: BinaryHeap<Reverse<(Instant, u64, OrderNumber)>>,
+    tracked: HashMap<OrderNumber, Tracked>,
+    next_ticket: u64,
+    paused_until: Option<Instant>,
+    pacer: Pacer,
+    wake: Option<(Instant, SpawnHandle)>,
+    loaded: bool,
+    draining: bool,
+    in_flight: watch::Sender<usize>,
+    stats: PipelineStats,
+}
+
+impl AccrualSupervisor {
+    /// A supervisor asking through `client` and crediting through `accounts`.
+    pub fn new(
+        db: Db,
+        accounts: Accounts,
+        client: AccrualClient,
+        settings: AccrualSettings,
+    ) -> Self {
+        Self {
+            db,
+            accounts,
+            client,
+            settings,
+            pollers: Vec::new(),
+            idle: Vec::new(),
+            queue: BinaryHeap::new(),
+            tracked: HashMap::new(),
+            next_ticket: 0,
+            paused_until: None,
+            pacer: Pacer::new(PACING_MARGIN),
+            wake: None,
+            loaded: false,
+            draining: false,
+            in_flight: watch::channel(0).0,
+            stats: PipelineStats::default(),
+        }
+    }
+
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        // `wait` holds the mailbox: uploads arriving meanwhile are merged after the load.
+        ctx.wait(
+            async move { order_store::pending(&db).await }
+                .into_actor(self)
+                .map(|loaded, supervisor, ctx| match loaded {
+                    Ok(orders) => {
+                        tracing::info!(pending = orders.len(), "accrual schedule loaded");
+                        for order in orders {
+                            supervisor.track(order);
+                        }
+                        supervisor.loaded = true;
+                        supervisor.dispatch(ctx);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "could not load the accrual schedule; retrying");
+                        ctx.run_later(RELOAD_DELAY, |supervisor, ctx| supervisor.load(ctx));
+                    }
+                }),
+        );
+    }
+
+    fn track(&mut self, order: PendingOrder) {
+        if self.tracked.contains_key(&order.number) {
+            return;
+        }
+        let wait = (order.next_poll_at.to_utc() - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        self.tracked.insert(
+            order.number.clone(),
+            Tracked {
+                user: order.user,
+                status: order.status,
+                attempts: order.attempts,
+                ticket: 0,
+                in_flight: false,
+                failure_logged: false,
+            },
+        );
+        self.enqueue(order.number, Instant::now() + wait);
+    }
+
+    fn enqueue(&mut self, number: OrderNumber, at: Instant) {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if let Some(tracked) = self.tracked.get_mut(&number) {
+            tracked.ticket = ticket;
+            tracked.in_flight = false;
+            self.queue.push(Reverse((at, ticket, number)));
+        }
+    }
+
+    /// Hands due orders to idle pollers while the pause and the pacing allow, then sets a
+    /// timer for the next moment something can happen.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if !self.loaded || self.draining {
+            return;
+        }
+        loop {
+            let now = Instant::now();
+            if let Some(until) = self.paused_until {
+                if until > now {
+                    return self.wake_at(until, ctx);
+                }
+                self.paused_until = None;
+            }
+            let Some(Reverse((due, ticket, number))) = self.queue.peek() else {
+                return;
+            };
+            let current = self
+                .tracked
+                .get(number)
+                .is_some_and(|t| t.ticket == *ticket && !t.in_flight);
+            if !current {
+                self.queue.pop();
+                continue;
+            }
+            if *due > now {
+                return self.wake_at(*due, ctx);
+            }
+            let ready = self.pacer.ready_at(now);
+            if ready > now {
+                return self.wake_at(ready, ctx);
+            }
+            let Some(index) = self.idle.pop() else {
+                return; // a poller coming back dispatches again
+            };
+            let Some(Reverse((_, _, number))) = self.queue.pop() else {
+                return;
+            };
+            self.pacer.record(now);
+            self.ask(index, number, ctx);
+        }
+    }
+
+    fn wake_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if let Some((planned, handle)) = self.wake.take() {
+            if planned <= at {
+                self.wake = Some((planned, handle));
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |s, ctx| {
+            s.wake = None;
+            s.dispatch(ctx);
+        });
+        self.wake = Some((at, handle));
+    }
+
+    fn ask(&mut self, index: usize, number: OrderNumber, ctx: &mut Context<Self>) {
+        let Some(tracked) = self.tracked.get_mut(&number) else {
+            self.idle.push(index);
+            return;
+        };
+        tracked.in_flight = true;
+        let (user, status, attempts) = (tracked.user, tracked.status, tracked.attempts);
+        self.stats.requests += 1;
+        self.in_flight.send_modify(|n| *n += 1);
+        let question = self.pollers[index].send(Poll {
+            order: number.clone(),
+        });
+        let (db, accounts, backoff) = (
+            self.db.clone(),
+            self.accounts.clone(),
+            self.settings.backoff,
+        );
+        let order = number.clone();
+        let work = async move {
+            let answer = match question.await {
+                Ok(answer) => answer,
+                Err(_) => return Outcome::PollerLost,
+            };
+            settle(
+                &db, &accounts, backoff, user, &order, status, attempts, answer,
+            )
+            .await
+        };
+        ctx.spawn(work.into_actor(self).map(move |outcome, supervisor, ctx| {
+            supervisor
+                .in_flight
+                .send_modify(|n| *n = n.saturating_sub(1));
+            supervisor.finish(index, number, outcome, ctx);
+        }));
+    }
+
+    fn finish(
+        &mut self,
+        index: usize,
+        number: OrderNumber,
+        outcome: Outcome,
+        ctx: &mut Context<Self>,
+    ) {
+        match outcome {
+            Outcome::Done => {
+                self.tracked.remove(&number);
+            }
+            Outcome::Again {
+                status,
+                attempts,
+                delay,
+                failure,
+            } => {
+                if let Some(tracked) = self.tracked.get_mut(&number) {
+                    tracked.status = status;
+                    tracked.attempts = attempts;
+                    if let Some(reason) = failure {
+                        if tracked.failure_logged {
+                            tracing::debug!(order = %number, %reason, "accrual question failed again");
+                        } else {
+                            tracked.failure_logged = true;
+                            tracing::warn!(order = %number, %reason, "accrual question failed; retrying with backoff");
+                        }
+                    }
+                }
+                self.enqueue(number, Instant::now() + jitter(delay));
+            }
+            Outcome::Throttled {
+                retry_after,
+                per_minute,
+            } => {
+                self.stats.throttled += 1;
+                if let Some(limit) = per_minute {
+                    self.pacer.set_limit(limit);
+                    self.stats.limit_per_minute = Some(limit);
+                }
+                let now = Instant::now();
+                let until = (now + retry_after.unwrap_or(self.settings.default_pause))
+                    .max(self.pacer.ready_at(now));
+                self.pause(until);
+                self.enqueue(number, until);
+            }
+            Outcome::PollerLost => {
+                tracing::error!(poller = index, "accrual poller stopped; replacing it");
+                self.pollers[index] = self.start_poller();
+                let attempts = self.tracked.get(&number).map_or(1, |t| t.attempts + 1);
+                let delay = self
+                    .settings
+                    .backoff
+                    .delay(Retry::UnknownOrFailed, attempts);
+                self.enqueue(number, Instant::now() + delay);
+            }
+        }
+        self.idle.push(index);
+        self.dispatch(ctx);
+    }
+
+    fn pause(&mut self, until: Instant) {
+        if self.paused_until.is_some_and(|current| current >= until) {
+            return;
+        }
+        tracing::warn!(
+            pause_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+            limit_per_minute = self.pacer.limit(),
+            "accrual system throttled us; pausing every poller"
+        );
+        self.paused_until = Some(until);
+        for poller in &self.pollers {
+            poller.do_send(Pause { until });
+        }
+    }
+
+    fn start_poller(&self) -> Addr<AccrualPoller> {
+        let poller = AccrualPoller::new(self.client.clone()).start();
+        if let Some(until) = self.paused_until {
+            poller.do_send(Pause { until });
+        }
+        poller
+    }
+}
+
+/// Persists what one answer means and says what to do next. Final answers are written
+/// before the order leaves the schedule; a failure to write keeps it scheduled.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    db: &Db,
+    accounts: &Accounts,
+    backoff: Backoff,
+    user: UserId,
+    order: &OrderNumber,
+    status: OrderStatus,
+    attempts: u32,
+    answer: Answer,
+) -> Outcome {
+    let attempts = attempts.saturating_add(1);
+    let (status, retry, failure) = match answer {
+        Answer::Processed(amount) => {
+            return match accounts
+                .ask(
+                    user,
+                    Credit {
+                        order: order.clone(),
+                        amount,
+                    },
+                )
+                .await
+            {
+                Ok(_) => Outcome::Done,
+                Err(error) => again(
+                    backoff,
+                    status,
+                    attempts,
+                    format!("crediting failed: {error}"),
+                ),
+            };
+        }
+        Answer::Invalid => {
+            return match order_store::mark_invalid(db, order).await {
+                Ok(_) => Outcome::Done,
+                Err(error) => again(
+                    backoff,
+                    status,
+                    attempts,
+                    format!("storing INVALID failed: {error}"),
+                ),
+            };
+        }
+        Answer::TooManyRequests {
+            retry_after,
+            per_minute,
+        } => {
+            return Outcome::Throttled {
+                retry_after,
+                per_minute,
+            }
+        }
+        Answer::Registered | Answer::Processing => (OrderStatus::Processing, Retry::NotFinal, None),
+        Answer::Unknown => (status, Retry::UnknownOrFailed, None),
+        Answer::Failed(reason) => (status, Retry::UnknownOrFailed, Some(reason)),
+    };
+    let delay = backoff.delay(retry, attempts);
+    let next = Utc::now().fixed_offset()
+        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+    if let Err(error) = order_store::reschedule(db, order, status, attempts, next).await {
+        // The order stays scheduled in memory; the database keeps its previous schedule.
+        tracing::error!(%order, %error, "could not store the accrual schedule");
+    }
+    Outcome::Again {
+        status,
+        attempts,
+        delay,
+        failure,
+    }
+}
+
+fn again(backoff: Backoff, status: OrderStatus, attempts: u32, reason: String) -> Outcome {
+    Outcome::Again {
+        status,
+        attempts,
+        delay: backoff.delay(Retry::UnknownOrFailed, attempts),
+        failure: Some(reason),
+    }
+}
+
+/// Up to 10 % shorter, so that orders uploaded together spread out.
+fn jitter(delay: Duration) -> Duration {
+    delay.mul_f64(rand::rng().random_range(0.9..=1.0))
+}
+
+impl Actor for AccrualSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let workers = self.settings.workers.max(1) as usize;
+        self.pollers = (0..workers).map(|_| self.start_poller()).collect();
+        self.idle = (0..workers).rev().collect();
+        self.load(ctx);
+    }
+}
+
+impl Handler<OrderAccepted> for AccrualSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OrderAccepted, ctx: &mut Self::Context) {
+        self.track(msg.order);
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<GetStats> for AccrualSupervisor {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(PipelineStats {
+            pending: self.tracked.len(),
+            ..self.stats
+        })
+    }
+}
+
+impl Handler<Drain> for AccrualSupervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
+        self.draining = true;
+        let mut in_flight = self.in_flight.subscribe();
+        Box::pin(async move {
+            let settled = tokio::time::timeout(msg.timeout, in_flight.wait_for(|n| *n == 0)).await;
+            if settled.is_err() {
+                tracing::warn!("stopping with accrual questions in flight; they are asked again at the next start");
+            }
+        })
+    }
+}
