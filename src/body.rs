@@ -64,8 +64,12 @@ pub async fn read(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes,
     Ok(plain.into())
 }
 
-/// Parses a JSON body whatever the `Content-Type` says.
-pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Parses a JSON object body whatever the `Content-Type` says. Arrays are refused even
+/// where serde would map them onto a struct's fields by position.
+pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::BadRequest("expected a JSON object".into()));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let reason = match e.classify() {
             serde_json::error::Category::Data => {

@@ -41,7 +41,7 @@ pub async fn withdraw(
     payload: web::Payload,
     accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: WithdrawRequest = body::json(&body::read(&req, payload).await?)?;
+    let request: WithdrawRequest = body::json_object(&body::read(&req, payload).await?)?;
     let sum = Points::parse_sum(request.sum.0).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let order =
         OrderNumber::parse(&request.order).map_err(|e| ApiError::Unprocessable(e.to_string()))?;

@@ -21,7 +21,7 @@ struct Pair {
 }
 
 fn read_pair(bytes: &[u8]) -> Result<Pair, ApiError> {
-    let pair: Pair = body::json(bytes)?;
+    let pair: Pair = body::json_object(bytes)?;
     if pair.login.is_empty() || pair.password.is_empty() {
         return Err(ApiError::BadRequest(
             "login and password must not be empty".into(),

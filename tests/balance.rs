@@ -1,0 +1,312 @@
+//! Balance, withdrawals and their invariants.
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{json, Value};
+
+use crate::helpers::{order_number, spawn_app, Backend, TestApp};
+
+crate::on_both_backends!(
+    a_new_user_has_a_zero_balance,
+    credited_points_and_withdrawals_are_exact,
+    withdraw_answers_402_when_points_are_short_and_charges_nothing,
+    withdraw_answers_422_for_bad_order_numbers,
+    withdraw_answers_400_for_bad_sums_and_wrong_types,
+    a_replayed_withdrawal_answers_200_and_charges_once,
+    a_replay_answers_200_even_when_the_balance_no_longer_covers_it,
+    reusing_a_withdrawal_number_differently_answers_409,
+    withdrawals_are_listed_oldest_first_on_both_paths,
+    fifty_concurrent_withdrawals_never_overdraw,
+    concurrent_replays_of_one_withdrawal_charge_once,
+);
+
+async fn a_new_user_has_a_zero_balance(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    let response = app.get_balance(&user).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"current":0,"withdrawn":0}"#
+    );
+    let withdrawals = app.get_withdrawals(&user).await;
+    assert_eq!(withdrawals.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        withdrawals.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+}
+
+async fn credited_points_and_withdrawals_are_exact(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(500.5)).await;
+    app.fund(&user, json!(229.48)).await;
+    assert_eq!(app.balance(&user).await, ("729.98".into(), "0".into()));
+    let spend = app
+        .post_withdraw(&user, &json!({"order": order_number(), "sum": 42}))
+        .await;
+    assert_eq!(spend.status(), StatusCode::OK);
+    let cents = app
+        .post_withdraw(&user, &json!({"order": order_number(), "sum": 0.1}))
+        .await;
+    assert_eq!(cents.status(), StatusCode::OK);
+    assert_eq!(app.balance(&user).await, ("687.88".into(), "42.1".into()));
+    assert_ledger_matches(&app).await;
+}
+
+async fn withdraw_answers_402_when_points_are_short_and_charges_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(10)).await;
+    let order = order_number();
+    let short = app
+        .post_withdraw(&user, &json!({"order": order, "sum": 10.01}))
+        .await;
+    assert_eq!(short.status(), StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(app.balance(&user).await, ("10".into(), "0".into()));
+    assert_eq!(
+        app.get_withdrawals(&user).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // The number was not spent by the refused attempt.
+    let exact = app
+        .post_withdraw(&user, &json!({"order": order, "sum": 10}))
+        .await;
+    assert_eq!(exact.status(), StatusCode::OK);
+    assert_eq!(app.balance(&user).await, ("0".into(), "10".into()));
+}
+
+async fn withdraw_answers_422_for_bad_order_numbers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    for order in ["12345", "abc", "", "2377225625", "2377 225624"] {
+        let response = app
+            .post_withdraw(&user, &json!({"order": order, "sum": 1}))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{order:?}"
+        );
+    }
+    assert_eq!(app.balance(&user).await, ("100".into(), "0".into()));
+}
+
+async fn withdraw_answers_400_for_bad_sums_and_wrong_types(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    let order = order_number();
+    for body in [
+        json!({"order": order, "sum": 0}),
+        json!({"order": order, "sum": -5}),
+        json!({"order": order, "sum": 1.001}),
+        json!({"order": order, "sum": "10"}),
+        json!({"order": order, "sum": null}),
+        json!({"order": order, "sum": true}),
+        json!({"order": order}),
+        json!({"sum": 10}),
+        json!({"order": 2377225624u64, "sum": 10}),
+        json!({"order": [order], "sum": 10}),
+        json!({"order": order, "sum": 1e30}),
+        json!("withdraw"),
+    ] {
+        let response = app.post_withdraw(&user, &body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    for raw in [
+        format!(r#"{{"order":"{order}","sum":99999999999999999999}}"#),
+        format!(r#"{{"order":"{order}","sum":NaN}}"#),
+        format!(r#"{{"order":"{order}","sum":Infinity}}"#),
+        format!(r#"{{"order":"{order}","sum":10,"sum":20}}"#),
+        format!(r#"{{"order":"{order}","sum":1e-400}}"#),
+        format!(r#"{{"order":"{order}","sum":10}} trailing"#),
+        format!(r#"["{order}", 10]"#),
+    ] {
+        let response = app
+            .post_raw(
+                "/api/user/balance/withdraw",
+                Some(&user.token),
+                raw.clone().into_bytes(),
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{raw}");
+    }
+    // Precedence: a bad sum is a 400 even when the order number is bad too.
+    let both = app
+        .post_withdraw(&user, &json!({"order": "12345", "sum": 0}))
+        .await;
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.balance(&user).await, ("100".into(), "0".into()));
+    assert_eq!(
+        app.get_withdrawals(&user).await.status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
+async fn a_replayed_withdrawal_answers_200_and_charges_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    let body = json!({"order": order_number(), "sum": 30.5});
+    for _ in 0..3 {
+        assert_eq!(
+            app.post_withdraw(&user, &body).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(app.balance(&user).await, ("69.5".into(), "30.5".into()));
+    let list: Vec<Value> = app.get_withdrawals(&user).await.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_ledger_matches(&app).await;
+}
+
+async fn a_replay_answers_200_even_when_the_balance_no_longer_covers_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(50)).await;
+    let body = json!({"order": order_number(), "sum": 40});
+    assert_eq!(
+        app.post_withdraw(&user, &body).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post_withdraw(&user, &body).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.balance(&user).await, ("10".into(), "40".into()));
+}
+
+async fn reusing_a_withdrawal_number_differently_answers_409(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, bob) = (app.register_user().await, app.register_user().await);
+    app.fund(&alice, json!(100)).await;
+    app.fund(&bob, json!(100)).await;
+    let order = order_number();
+    let first = app
+        .post_withdraw(&alice, &json!({"order": order, "sum": 10}))
+        .await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let other_sum = app
+        .post_withdraw(&alice, &json!({"order": order, "sum": 11}))
+        .await;
+    assert_eq!(other_sum.status(), StatusCode::CONFLICT);
+    let other_user = app
+        .post_withdraw(&bob, &json!({"order": order, "sum": 10}))
+        .await;
+    assert_eq!(other_user.status(), StatusCode::CONFLICT);
+    // 409 wins over 402: the number is spent, whatever the funds.
+    let too_much = app
+        .post_withdraw(&bob, &json!({"order": order, "sum": 1000}))
+        .await;
+    assert_eq!(too_much.status(), StatusCode::CONFLICT);
+    assert_eq!(app.balance(&alice).await, ("90".into(), "10".into()));
+    assert_eq!(app.balance(&bob).await, ("100".into(), "0".into()));
+}
+
+async fn withdrawals_are_listed_oldest_first_on_both_paths(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    let orders = [order_number(), order_number(), order_number()];
+    for (order, sum) in orders.iter().zip([1, 2, 3]) {
+        let response = app
+            .post_withdraw(&user, &json!({"order": order, "sum": sum}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let short = app.get("/api/user/withdrawals", Some(&user.token)).await;
+    assert_eq!(
+        short.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+    let short = short.text().await.unwrap();
+    let long = app
+        .get("/api/user/balance/withdrawals", Some(&user.token))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(short, long);
+    let list: Vec<Value> = serde_json::from_str(&short).unwrap();
+    let listed: Vec<&str> = list.iter().map(|w| w["order"].as_str().unwrap()).collect();
+    assert_eq!(
+        listed,
+        orders.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(list[2]["sum"], json!(3));
+    chrono::DateTime::parse_from_rfc3339(list[0]["processed_at"].as_str().unwrap()).unwrap();
+}
+
+async fn fifty_concurrent_withdrawals_never_overdraw(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    let requests = (0..50).map(|_| {
+        let body = json!({"order": order_number(), "sum": 7});
+        let (app, user) = (&app, &user);
+        async move { app.post_withdraw(user, &body).await.status() }
+    });
+    let statuses = join_all(requests).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let short = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!((ok, short), (14, 36), "{statuses:?}");
+    assert_eq!(app.balance(&user).await, ("2".into(), "98".into()));
+    assert_ledger_matches(&app).await;
+}
+
+async fn concurrent_replays_of_one_withdrawal_charge_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    let body = json!({"order": order_number(), "sum": 60});
+    let statuses = join_all((0..20).map(|_| app.post_withdraw(&user, &body))).await;
+    assert!(statuses.iter().all(|r| r.status() == StatusCode::OK));
+    assert_eq!(app.balance(&user).await, ("40".into(), "60".into()));
+    assert_ledger_matches(&app).await;
+}
+
+/// Reads the database behind the service: every balance equals its ledger summed.
+pub async fn assert_ledger_matches(app: &TestApp) {
+    let db = Database::connect(app.db_url()).await.unwrap();
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT a.user_id, a.current, a.withdrawn, \
+             CAST(COALESCE((SELECT SUM(delta) FROM ledger l WHERE l.user_id = a.user_id), 0) AS BIGINT) AS total, \
+             CAST(COALESCE((SELECT -SUM(delta) FROM ledger l WHERE l.user_id = a.user_id AND delta < 0), 0) AS BIGINT) AS spent, \
+             CAST(COALESCE((SELECT SUM(sum) FROM withdrawals w WHERE w.user_id = a.user_id), 0) AS BIGINT) AS listed \
+             FROM accounts a",
+        ))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let get = |column: &str| row.try_get::<i64>("", column).unwrap();
+        assert_eq!(get("current"), get("total"), "current equals the ledger");
+        assert_eq!(
+            get("withdrawn"),
+            get("spent"),
+            "withdrawn equals the ledger"
+        );
+        assert_eq!(
+            get("withdrawn"),
+            get("listed"),
+            "withdrawn equals the withdrawals"
+        );
+        assert!(get("current") >= 0);
+    }
+    let _ = db.close().await;
+}
