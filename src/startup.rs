@@ -133,6 +133,7 @@ impl Application {
                 .app_data(hasher.clone())
                 .app_data(tokens.clone())
                 .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
         })
         .listen(listener)?
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
@@ -189,6 +190,7 @@ fn start_emulator(address: &str) -> anyhow::Result<(String, ServerHandle)> {
         EmulatorSettings {
             rate_limit: 0,
             processing_delay: Duration::from_secs(1),
+            stop_on_signals: false,
         },
     )?;
     let handle = server.handle();

@@ -39,6 +39,7 @@ async fn main() -> std::io::Result<()> {
     let settings = EmulatorSettings {
         rate_limit: args.rate_limit,
         processing_delay: args.processing_delay,
+        stop_on_signals: true,
     };
     run(listener, settings)?.await
 }

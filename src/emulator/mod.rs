@@ -28,6 +28,9 @@ pub struct EmulatorSettings {
     pub rate_limit: u32,
     /// From registration to the final status: half `REGISTERED`, half `PROCESSING`.
     pub processing_delay: Duration,
+    /// Whether SIGINT/SIGTERM stop it. Off when it runs inside the service, which stops
+    /// it itself after its own accrual work has settled.
+    pub stop_on_signals: bool,
 }
 
 /// The state all workers share.
@@ -46,7 +49,7 @@ pub fn run(listener: TcpListener, settings: EmulatorSettings) -> std::io::Result
         limiter: RateLimiter::new(settings.rate_limit),
         store: Store::new(settings.processing_delay),
     });
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY))
@@ -56,10 +59,11 @@ pub fn run(listener: TcpListener, settings: EmulatorSettings) -> std::io::Result
     })
     // State sits behind short locks; two workers are plenty for an emulator.
     .workers(2)
-    .shutdown_timeout(1)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(1);
+    if !settings.stop_on_signals {
+        server = server.disable_signals();
+    }
+    Ok(server.listen(listener)?.run())
 }
 
 /// Why a request is refused; the body is the reason as plain text.

@@ -26,6 +26,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Anything no route matches: `404` with a reason.
+pub async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("no such endpoint")
+}
+
 /// `200` with the JSON of `value`.
 fn json(value: &impl Serialize) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_string(value).map_err(ApiError::internal)?;

@@ -20,6 +20,19 @@ struct Pair {
     password: String,
 }
 
+/// Why a login cannot be registered, if it cannot.
+fn login_problem(login: &str) -> Option<String> {
+    if login.chars().count() > MAX_LOGIN_CHARS {
+        return Some(format!(
+            "login must be at most {MAX_LOGIN_CHARS} characters"
+        ));
+    }
+    if login.chars().any(char::is_control) {
+        return Some("login must not contain control characters".to_owned());
+    }
+    None
+}
+
 fn read_pair(bytes: &[u8]) -> Result<Pair, ApiError> {
     let pair: Pair = body::json_object(bytes)?;
     if pair.login.is_empty() || pair.password.is_empty() {
@@ -40,15 +53,8 @@ pub async fn register(
     tokens: web::Data<Tokens>,
 ) -> Result<HttpResponse, ApiError> {
     let pair = read_pair(&body::read(&req, payload).await?)?;
-    if pair.login.chars().count() > MAX_LOGIN_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "login must be at most {MAX_LOGIN_CHARS} characters"
-        )));
-    }
-    if pair.login.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "login must not contain control characters".into(),
-        ));
+    if let Some(reason) = login_problem(&pair.login) {
+        return Err(ApiError::BadRequest(reason));
     }
     if pair.password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::BadRequest(format!(
@@ -71,7 +77,12 @@ pub async fn login(
     tokens: web::Data<Tokens>,
 ) -> Result<HttpResponse, ApiError> {
     let pair = read_pair(&body::read(&req, payload).await?)?;
-    let found = accounts.find_login(pair.login).await?;
+    // A login that could never have been registered is not looked up (PostgreSQL refuses
+    // NUL in text); it is verified against the dummy hash like any unknown login.
+    let found = match login_problem(&pair.login) {
+        Some(_) => None,
+        None => accounts.find_login(pair.login).await?,
+    };
     let (user, hash) = found
         .map(|credentials| (credentials.user, credentials.password_hash))
         .unzip();

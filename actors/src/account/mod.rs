@@ -58,7 +58,9 @@ impl AccountActor {
             async move {
                 let state = match cached {
                     Some(state) => state,
-                    None => store::load(&db.writer, user).await?,
+                    // Every write of this balance goes through this actor and has
+                    // committed, so a reader sees the truth.
+                    None => store::load(&db.reader, user).await?,
                 };
                 op(db, state, user).await
             }

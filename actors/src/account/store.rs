@@ -146,7 +146,7 @@ pub async fn withdraw(
 ) -> Result<(WithdrawOutcome, AccountState), AccountError> {
     for _ in 0..VERSION_RETRIES {
         let Some(current) = state.current.checked_sub(sum) else {
-            return match earlier_withdrawal(&db.writer, user, order, sum).await? {
+            return match earlier_withdrawal(&db.reader, user, order, sum).await? {
                 Some(outcome) => Ok((outcome, state)),
                 None => Err(AccountError::InsufficientFunds),
             };

@@ -93,13 +93,20 @@ impl AccrualClient {
 }
 
 fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
+    let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {
         "could not connect".to_owned()
     } else {
-        format!("request failed: {error}")
+        "request failed".to_owned()
+    };
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
     }
+    text
 }
 
 /// Reads a `200` body; anything unexpected is a failure, never a guess.

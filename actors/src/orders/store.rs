@@ -121,7 +121,7 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
     }
     let owner = orders::Entity::find()
         .filter(orders::Column::Number.eq(number.as_str()))
-        .one(&db.writer)
+        .one(&db.reader)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("order {number}")))?;
     Ok(if owner.user_id == user.0 {
