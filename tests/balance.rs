@@ -279,7 +279,12 @@ async fn concurrent_replays_of_one_withdrawal_charge_once(backend: Backend) {
 
 /// Reads the database behind the service: every balance equals its ledger summed.
 pub async fn assert_ledger_matches(app: &TestApp) {
-    let db = Database::connect(app.db_url()).await.unwrap();
+    assert_ledger_matches_in(app.db_url()).await;
+}
+
+/// [`assert_ledger_matches`] for the database at `db_url` (e.g. of a service process).
+pub async fn assert_ledger_matches_in(db_url: &str) {
+    let db = Database::connect(db_url).await.unwrap();
     let backend = db.get_database_backend();
     let rows = db
         .query_all_raw(Statement::from_string(

@@ -20,6 +20,7 @@ fn spawn_emulator(rate_limit: u32, processing_delay: Duration) -> TestEmulator {
     let settings = EmulatorSettings {
         rate_limit,
         processing_delay,
+        stop_on_signals: false,
     };
     actix_web::rt::spawn(run(listener, settings).expect("start the emulator"));
     TestEmulator {

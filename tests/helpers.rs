@@ -201,6 +201,7 @@ impl TestAccrual {
             EmulatorSettings {
                 rate_limit,
                 processing_delay,
+                stop_on_signals: false,
             },
         )
         .expect("start the emulator");
@@ -544,4 +545,14 @@ pub fn with_luhn_digit(body: &str) -> String {
         }
     }
     unreachable!("one of ten check digits always fits")
+}
+
+/// Sets `flag` to `value` in `args`: replaces the value when the flag is there (clap
+/// refuses a single-value flag given twice), appends the pair otherwise.
+pub fn with_flag(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    match args.iter().position(|arg| arg == flag) {
+        Some(at) if at + 1 < args.len() => args[at + 1] = value.to_owned(),
+        _ => args.extend([flag.to_owned(), value.to_owned()]),
+    }
+    args
 }

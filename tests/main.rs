@@ -5,7 +5,11 @@
 
 mod helpers;
 
+mod accrual;
 mod balance;
 mod emulator;
+mod hostile;
 mod orders;
+mod process;
+mod scripted;
 mod users;

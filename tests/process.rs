@@ -1,0 +1,136 @@
+//! The real `gophermart` binary as a child process, for what only a process can show:
+//! `kill -9` and a restart on the same database.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{bearer, eventually, with_flag, TestUser};
+
+/// A running `gophermart` process; killed (SIGKILL) when dropped.
+pub struct ServiceProcess {
+    /// `http://127.0.0.1:port`.
+    pub address: String,
+    child: Child,
+    client: reqwest::Client,
+}
+
+impl ServiceProcess {
+    /// Starts the binary with `args` (as from `base_args`, program name first) on a fixed
+    /// free port, and waits until `GET /health` answers `200`.
+    pub async fn start(args: Vec<String>) -> Self {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+            listener.local_addr().expect("local address").port()
+        };
+        let args = with_flag(args, "-a", &format!("127.0.0.1:{port}"));
+        let child = Command::new(env!("CARGO_BIN_EXE_gophermart"))
+            .args(&args[1..])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the gophermart binary");
+        let mut process = Self {
+            address: format!("http://127.0.0.1:{port}"),
+            child,
+            client: reqwest::Client::new(),
+        };
+        let healthy = eventually(Duration::from_secs(20), || async {
+            let response = process
+                .client
+                .get(format!("{}/health", process.address))
+                .send()
+                .await
+                .ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+        if healthy.is_none() {
+            let exited = process.child.try_wait().ok().flatten();
+            panic!("gophermart did not become healthy on port {port} (exit: {exited:?})");
+        }
+        process
+    }
+
+    /// `kill -9`: SIGKILL, no chance to finish anything.
+    pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Registers a fresh user.
+    pub async fn register_user(&self) -> TestUser {
+        let login = format!("user-{}", uuid::Uuid::new_v4().simple());
+        let password = "correct horse battery staple".to_owned();
+        let response = self
+            .client
+            .post(format!("{}/api/user/register", self.address))
+            .json(&json!({"login": login, "password": password}))
+            .send()
+            .await
+            .expect("register reaches the process");
+        assert_eq!(response.status(), StatusCode::OK);
+        TestUser {
+            token: bearer(&response).expect("a bearer token"),
+            login,
+            password,
+        }
+    }
+
+    /// `POST /api/user/orders`; the status.
+    pub async fn post_order(&self, user: &TestUser, number: &str) -> StatusCode {
+        self.client
+            .post(format!("{}/api/user/orders", self.address))
+            .bearer_auth(&user.token)
+            .header("Content-Type", "text/plain")
+            .body(number.to_owned())
+            .send()
+            .await
+            .expect("upload reaches the process")
+            .status()
+    }
+
+    /// `GET /api/user/orders` as a list (empty on `204`).
+    pub async fn orders(&self, user: &TestUser) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/user/orders", self.address))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("list reaches the process");
+        if response.status() == StatusCode::NO_CONTENT {
+            return Vec::new();
+        }
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a JSON list")
+    }
+
+    /// `GET /api/user/balance`, the raw body.
+    pub async fn balance_text(&self, user: &TestUser) -> String {
+        let response = self
+            .client
+            .get(format!("{}/api/user/balance", self.address))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("balance reaches the process");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("a body")
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
