@@ -1,0 +1,567 @@
+//! Benchmarks of a running Gophermart: HTTP load on the hot endpoints, time from upload
+//! to PROCESSED, and behaviour under an accrual rate limit.
+//!
+//! Each scenario starts the release binary as a child process over a fresh database and
+//! an accrual system of its own (in this process, counting what it is asked), drives it
+//! over HTTP on loopback and prints its figures.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use futures_util::future::join_all;
+use gophermart_actors::domain::luhn_valid;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of Gophermart over real HTTP on loopback")]
+struct Cli {
+    /// The service binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/gophermart")]
+    service_bin: PathBuf,
+    /// Database URL for the service; default: a fresh SQLite file in the temp directory.
+    #[arg(long)]
+    database: Option<String>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Throughput and latency of `GET /api/user/balance` and `POST /api/user/orders`.
+    Http {
+        /// How long each endpoint is loaded.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Distinct users the clients act as.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+    },
+    /// Time from upload to PROCESSED visible, with an accrual system that answers at once.
+    Latency {
+        /// Orders, uploaded one after another, each by a user of its own.
+        #[arg(long, default_value_t = 200)]
+        orders: usize,
+    },
+    /// Orders uploaded at once under an accrual limit of N requests per minute.
+    RateLimit {
+        /// Orders uploaded together.
+        #[arg(long, default_value_t = 150)]
+        orders: usize,
+        /// The accrual system's limit per sliding minute.
+        #[arg(long, default_value_t = 60)]
+        limit: u32,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let accrual = Accrual::start(match cli.scenario {
+        Scenario::RateLimit { limit, .. } => limit,
+        _ => 0,
+    })?;
+    let service = Service::start(&cli, &accrual.url).await?;
+    let result = match cli.scenario {
+        Scenario::Http {
+            duration,
+            concurrency,
+            users,
+        } => http(&service, duration, concurrency, users).await,
+        Scenario::Latency { orders } => latency(&service, &accrual, orders).await,
+        Scenario::RateLimit { orders, limit } => {
+            rate_limit(&service, &accrual, orders, limit).await
+        }
+    };
+    drop(service);
+    result
+}
+
+async fn http(
+    service: &Service,
+    duration: Duration,
+    concurrency: usize,
+    users: usize,
+) -> anyhow::Result<()> {
+    let tokens = service.register_users(users).await?;
+    println!(
+        "scenario: {concurrency} clients, {users} users, {} per endpoint",
+        humantime::format_duration(duration)
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
+        "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    let balance = load(concurrency, duration, |client, worker, i| {
+        let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
+        let url = service.url("/api/user/balance");
+        async move {
+            let response = client.get(url).bearer_auth(token).send().await;
+            matches!(response, Ok(r) if r.status() == 200)
+        }
+    })
+    .await;
+    balance.print("GET /api/user/balance");
+    let orders = load(concurrency, duration, |client, worker, i| {
+        let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
+        let url = service.url("/api/user/orders");
+        let number = luhn_number((worker as u64) << 40 | i as u64);
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .body(number)
+                .send()
+                .await;
+            matches!(response, Ok(r) if r.status() == 202)
+        }
+    })
+    .await;
+    orders.print("POST /api/user/orders");
+
+    // A login storm (bcrypt at the default cost) while balances are read: the hashing
+    // pool is bounded, so the reads should keep their latency.
+    let storm_until = Instant::now() + duration;
+    let storm = (0..16).map(|i| {
+        let client = reqwest::Client::new();
+        let url = service.url("/api/user/login");
+        let body =
+            json!({"login": format!("bench-{}-{i}", std::process::id()), "password": "bench"});
+        async move {
+            let mut logins = 0u64;
+            while Instant::now() < storm_until {
+                if matches!(client.post(&url).json(&body).send().await, Ok(r) if r.status() == 200)
+                {
+                    logins += 1;
+                }
+            }
+            logins
+        }
+    });
+    let reads = load(concurrency.min(8), duration, |client, worker, i| {
+        let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
+        let url = service.url("/api/user/balance");
+        async move {
+            let response = client.get(url).bearer_auth(token).send().await;
+            matches!(response, Ok(r) if r.status() == 200)
+        }
+    });
+    let (logins, reads) = tokio::join!(join_all(storm), reads);
+    reads.print("GET balance, login storm");
+    let logins: u64 = logins.iter().sum();
+    println!(
+        "{:<28} {logins:>9} {:>9.0}   (16 clients logging in back to back, bcrypt cost 10)",
+        "POST /api/user/login",
+        logins as f64 / duration.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn latency(service: &Service, accrual: &Accrual, orders: usize) -> anyhow::Result<()> {
+    let tokens = service.register_users(orders).await?;
+    let client = reqwest::Client::new();
+    let mut samples = Vec::with_capacity(orders);
+    for (i, token) in tokens.iter().enumerate() {
+        let number = luhn_number(9_000_000 + i as u64);
+        let started = Instant::now();
+        let response = client
+            .post(service.url("/api/user/orders"))
+            .bearer_auth(token)
+            .body(number.clone())
+            .send()
+            .await?;
+        if response.status() != 202 {
+            bail!("upload answered {}", response.status());
+        }
+        loop {
+            let list: Value = client
+                .get(service.url("/api/user/orders"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await
+                .unwrap_or(Value::Null);
+            if list[0]["status"] == "PROCESSED" {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("order {number} was not processed within 30 s");
+            }
+        }
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let stats = accrual.stats();
+    println!("orders: {orders}, uploaded one at a time, list polled back to back");
+    println!(
+        "upload → PROCESSED visible: median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        ms(percentile(&samples, 0.50)),
+        ms(percentile(&samples, 0.95)),
+        ms(percentile(&samples, 1.0))
+    );
+    println!(
+        "accrual requests: {} ({:.2} per order)",
+        stats.requests,
+        stats.requests as f64 / orders as f64
+    );
+    Ok(())
+}
+
+async fn rate_limit(
+    service: &Service,
+    accrual: &Accrual,
+    orders: usize,
+    limit: u32,
+) -> anyhow::Result<()> {
+    let tokens = service.register_users(1).await?;
+    let token = &tokens[0];
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let uploads = (0..orders).map(|i| {
+        let request = client
+            .post(service.url("/api/user/orders"))
+            .bearer_auth(token)
+            .body(luhn_number(5_000_000 + i as u64));
+        async move { request.send().await.map(|r| r.status()) }
+    });
+    for status in join_all(uploads).await {
+        if status? != 202 {
+            bail!("an upload was refused");
+        }
+    }
+    loop {
+        let list: Vec<Value> = client
+            .get(service.url("/api/user/orders"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await
+            .unwrap_or_default();
+        let done = list.iter().filter(|o| o["status"] == "PROCESSED").count();
+        if done == orders {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60 * (orders as u64 / limit.max(1) as u64 + 3)) {
+            bail!("only {done} of {orders} orders processed");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let elapsed = started.elapsed();
+    let stats = accrual.stats();
+    let span = stats
+        .last_ok
+        .zip(stats.first)
+        .map_or(elapsed, |(last, first)| last - first);
+    // The first window's burst is allowed; the rate that matters is over whole windows.
+    let useful_per_minute = if span.as_secs_f64() > 0.0 {
+        (stats.ok.saturating_sub(1)) as f64 * 60.0 / span.as_secs_f64()
+    } else {
+        0.0
+    };
+    let windows = (span.as_secs_f64() / 60.0).ceil().max(1.0);
+    println!("orders: {orders}, accrual limit: {limit} per minute, pollers: 4 (default)");
+    println!("all PROCESSED after {:.1} s", elapsed.as_secs_f64());
+    println!(
+        "accrual requests: {} ({} answered 200, {} answered 429)",
+        stats.requests, stats.ok, stats.throttled
+    );
+    println!(
+        "429s per limit window: {:.2} over {windows} windows",
+        stats.throttled as f64 / windows
+    );
+    println!("useful rate (200s between first and last request): {useful_per_minute:.1} per minute = {:.1} % of the limit",
+        useful_per_minute * 100.0 / f64::from(limit));
+    Ok(())
+}
+
+/// Latencies of one load run.
+struct Run {
+    samples: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn print(&self, name: &str) {
+        let mut sorted = self.samples.clone();
+        sorted.sort();
+        let count = sorted.len() + self.errors;
+        println!(
+            "{name:<28} {count:>9} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+            count as f64 / self.elapsed.as_secs_f64(),
+            ms(percentile(&sorted, 0.50)),
+            ms(percentile(&sorted, 0.95)),
+            ms(percentile(&sorted, 0.99)),
+            self.errors
+        );
+    }
+}
+
+/// Runs `concurrency` clients for `duration`, each issuing `request(client, worker, i)`
+/// back to back.
+async fn load<F, Fut>(concurrency: usize, duration: Duration, request: F) -> Run
+where
+    F: Fn(reqwest::Client, usize, usize) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap_or_default();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers = (0..concurrency).map(|worker| {
+        let client = client.clone();
+        let request = &request;
+        async move {
+            let (mut samples, mut errors) = (Vec::new(), 0usize);
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                if request(client.clone(), worker, i).await {
+                    samples.push(sent.elapsed());
+                } else {
+                    errors += 1;
+                }
+                i += 1;
+            }
+            (samples, errors)
+        }
+    });
+    let results = join_all(workers).await;
+    let elapsed = started.elapsed();
+    let mut run = Run {
+        samples: Vec::new(),
+        errors: 0,
+        elapsed,
+    };
+    for (samples, errors) in results {
+        run.samples.extend(samples);
+        run.errors += errors;
+    }
+    run
+}
+
+/// The service as a child process over a fresh database.
+struct Service {
+    child: Child,
+    base: String,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl Service {
+    async fn start(cli: &Cli, accrual_url: &str) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let (database, sqlite_file) = match &cli.database {
+            Some(url) => (url.clone(), None),
+            None => {
+                let file = std::env::temp_dir()
+                    .join(format!("gophermart-bench-{}.db", std::process::id()));
+                (format!("sqlite://{}?mode=rwc", file.display()), Some(file))
+            }
+        };
+        let child = Command::new(&cli.service_bin)
+            .args([
+                "-a",
+                &format!("127.0.0.1:{port}"),
+                "-d",
+                &database,
+                "-r",
+                accrual_url,
+            ])
+            .args(["--token-secret", "bench"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "Failed to start {} (run `cargo build --release` first)",
+                    cli.service_bin.display()
+                )
+            })?;
+        let service = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            sqlite_file,
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while client.get(service.url("/health")).send().await.is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                bail!("the service did not come up");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(service)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn register_users(&self, count: usize) -> anyhow::Result<Vec<String>> {
+        let client = reqwest::Client::new();
+        let mut tokens = Vec::with_capacity(count);
+        for i in 0..count {
+            let response = client
+                .post(self.url("/api/user/register"))
+                .json(&json!({"login": format!("bench-{}-{i}", std::process::id()), "password": "bench"}))
+                .send()
+                .await?;
+            let token = response
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .context("registration gave no token")?;
+            tokens.push(token.to_owned());
+        }
+        Ok(tokens)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(file) = &self.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = file.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// What the accrual system was asked.
+#[derive(Debug, Clone, Default)]
+struct AccrualStats {
+    requests: u64,
+    ok: u64,
+    throttled: u64,
+    first: Option<Instant>,
+    last_ok: Option<Instant>,
+    per_order: HashMap<String, u32>,
+}
+
+struct AccrualState {
+    limit: u32,
+    window: VecDeque<Instant>,
+    stats: AccrualStats,
+}
+
+/// An accrual system that answers PROCESSED (10 points) at once, optionally under a
+/// sliding-window limit like the emulator's, counting everything.
+struct Accrual {
+    url: String,
+    state: Arc<Mutex<AccrualState>>,
+}
+
+impl Accrual {
+    fn start(limit: u32) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(AccrualState {
+            limit,
+            window: VecDeque::new(),
+            stats: AccrualStats::default(),
+        }));
+        let shared = web::Data::from(state.clone());
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(shared.clone())
+                        .route("/api/orders/{number}", web::get().to(answer))
+                })
+                .workers(1)
+                .listen(listener);
+                if let Ok(server) = server {
+                    let _ = server.run().await;
+                }
+            });
+        });
+        Ok(Self { url, state })
+    }
+
+    fn stats(&self) -> AccrualStats {
+        self.state
+            .lock()
+            .map(|s| s.stats.clone())
+            .unwrap_or_default()
+    }
+}
+
+async fn answer(state: web::Data<Mutex<AccrualState>>, number: web::Path<String>) -> HttpResponse {
+    let Ok(mut state) = state.lock() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let now = Instant::now();
+    state.stats.requests += 1;
+    state.stats.first.get_or_insert(now);
+    *state.stats.per_order.entry(number.clone()).or_default() += 1;
+    if state.limit > 0 {
+        while state
+            .window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            state.window.pop_front();
+        }
+        if state.window.len() >= state.limit as usize {
+            state.stats.throttled += 1;
+            let oldest = state.window.front().copied().unwrap_or(now);
+            let wait = Duration::from_secs(60).saturating_sub(now.duration_since(oldest));
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", seconds.max(1).to_string()))
+                .content_type("text/plain")
+                .body(format!(
+                    "No more than {} requests per minute allowed",
+                    state.limit
+                ));
+        }
+        state.window.push_back(now);
+    }
+    state.stats.ok += 1;
+    state.stats.last_ok = Some(now);
+    HttpResponse::Ok().json(json!({"order": number.as_str(), "status": "PROCESSED", "accrual": 10}))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A Luhn-valid order number derived from `seed`.
+fn luhn_number(seed: u64) -> String {
+    let body = format!("7{seed:015}");
+    (0..10)
+        .map(|check| format!("{body}{check}"))
+        .find(|candidate| luhn_valid(candidate))
+        .unwrap_or(body)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
