@@ -277,6 +277,7 @@ pub struct TestApp {
     /// The accrual emulator it asks, when the test did not bring its own server.
     pub accrual: Option<TestAccrual>,
     handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// The database; dropped after the server.
     db: Option<TestDb>,
 }
@@ -322,10 +323,27 @@ pub async fn spawn_app_with(
     accrual: Option<TestAccrual>,
 ) -> TestApp {
     let settings = Settings::try_parse_from(args).expect("valid test settings");
-    let app = Application::build(settings).await.expect("build the app");
-    let port = app.port();
-    let handle = app.handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    // The service runs in an actix System of its own, on its own thread, as in
+    // production: stopping it drains its actors before its runtime goes away, whatever
+    // the test's own runtime is doing.
+    let (started, ready) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match Application::build(settings).await {
+                Ok(app) => {
+                    let _ = started.send(Ok((app.port(), app.handle())));
+                    let _ = app.run_until_stopped().await;
+                }
+                Err(error) => {
+                    let _ = started.send(Err(format!("{error:#}")));
+                }
+            }
+        });
+    });
+    let (port, handle) = ready
+        .await
+        .expect("the app thread reports")
+        .unwrap_or_else(|error| panic!("build the app: {error}"));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
@@ -334,13 +352,18 @@ pub async fn spawn_app_with(
             .expect("a client"),
         accrual,
         handle,
+        thread: Some(thread),
         db: Some(db),
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        drop(self.handle.stop(false));
+        // Sending the stop command needs no polling; then wait for the app to wind down.
+        drop(self.handle.stop(true));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -353,6 +376,12 @@ impl TestApp {
     /// Stops the server gracefully and hands back its database for a restart.
     pub async fn stop(mut self) -> TestDb {
         self.handle.stop(true).await;
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .expect("join the app thread")
+                .expect("the app thread ended cleanly");
+        }
         self.db.take().expect("the database is still there")
     }
 

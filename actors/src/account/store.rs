@@ -208,7 +208,10 @@ pub async fn credit(
         let txn = db.writer.begin().await?;
         if !order_store::mark_processed(&txn, user, order, amount).await? {
             txn.rollback().await?;
-            return Ok((CreditOutcome::AlreadyFinal, state));
+            // Whoever made it final may have changed the balance too (another instance
+            // on the same database): hand back the committed balance, not our cache.
+            let fresh = load(&db.reader, user).await?;
+            return Ok((CreditOutcome::AlreadyFinal, fresh));
         }
         if amount.is_zero() {
             txn.commit().await?;
