@@ -101,15 +101,15 @@ async fn http(
         "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
         "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
     );
-    let balance = load(concurrency, duration, |client, worker, i| {
+    let read_balance = |client: reqwest::Client, worker: usize, i: usize| {
         let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
         let url = service.url("/api/user/balance");
         async move {
             let response = client.get(url).bearer_auth(token).send().await;
             matches!(response, Ok(r) if r.status() == 200)
         }
-    })
-    .await;
+    };
+    let balance = load(concurrency, duration, read_balance).await;
     balance.print("GET /api/user/balance");
     let orders = load(concurrency, duration, |client, worker, i| {
         let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
@@ -147,14 +147,7 @@ async fn http(
             logins
         }
     });
-    let reads = load(concurrency.min(8), duration, |client, worker, i| {
-        let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
-        let url = service.url("/api/user/balance");
-        async move {
-            let response = client.get(url).bearer_auth(token).send().await;
-            matches!(response, Ok(r) if r.status() == 200)
-        }
-    });
+    let reads = load(concurrency.min(8), duration, read_balance);
     let (logins, reads) = tokio::join!(join_all(storm), reads);
     reads.print("GET balance, login storm");
     let logins: u64 = logins.iter().sum();

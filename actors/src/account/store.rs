@@ -174,18 +174,22 @@ pub async fn withdraw(
                 None => Err(AccountError::OrderAlreadyUsed),
             };
         }
-        append_ledger(&txn, user, -sum.cents(), CAUSE_WITHDRAWAL, order).await?;
-        let next = AccountState {
+        let change = Change {
             current,
             withdrawn,
-            version: state.version + 1,
+            delta: -sum.cents(),
+            cause: CAUSE_WITHDRAWAL,
         };
-        if save_balance(&txn, user, state.version, next).await? {
-            txn.commit().await?;
-            return Ok((WithdrawOutcome::Charged, next));
+        match post(&txn, user, state, change, order).await? {
+            Some(next) => {
+                txn.commit().await?;
+                return Ok((WithdrawOutcome::Charged, next));
+            }
+            None => {
+                txn.rollback().await?;
+                state = load(&db.writer, user).await?;
+            }
         }
-        txn.rollback().await?;
-        state = load(&db.writer, user).await?;
     }
     Err(AccountError::Contended)
 }
@@ -217,18 +221,22 @@ pub async fn credit(
             txn.commit().await?;
             return Ok((CreditOutcome::Credited, state));
         }
-        append_ledger(&txn, user, amount.cents(), CAUSE_ACCRUAL, order).await?;
-        let next = AccountState {
+        let change = Change {
             current,
             withdrawn: state.withdrawn,
-            version: state.version + 1,
+            delta: amount.cents(),
+            cause: CAUSE_ACCRUAL,
         };
-        if save_balance(&txn, user, state.version, next).await? {
-            txn.commit().await?;
-            return Ok((CreditOutcome::Credited, next));
+        match post(&txn, user, state, change, order).await? {
+            Some(next) => {
+                txn.commit().await?;
+                return Ok((CreditOutcome::Credited, next));
+            }
+            None => {
+                txn.rollback().await?;
+                state = load(&db.writer, user).await?;
+            }
         }
-        txn.rollback().await?;
-        state = load(&db.writer, user).await?;
     }
     Err(AccountError::Contended)
 }
@@ -272,33 +280,39 @@ async fn earlier_withdrawal(
     }
 }
 
-async fn append_ledger(
+/// One change of a balance: the new totals and the ledger entry that explains them.
+struct Change {
+    current: Points,
+    withdrawn: Points,
+    delta: i64,
+    cause: &'static str,
+}
+
+/// Appends the ledger row and writes the new balance inside `txn`, if the balance row is
+/// still at `state.version`. `None` when someone wrote first: the caller rolls back,
+/// reloads and decides again.
+async fn post(
     txn: &DatabaseTransaction,
     user: UserId,
-    delta: i64,
-    cause: &str,
+    state: AccountState,
+    change: Change,
     order: &OrderNumber,
-) -> Result<(), DbErr> {
+) -> Result<Option<AccountState>, DbErr> {
     ledger::Entity::insert(ledger::ActiveModel {
         user_id: Set(user.0),
-        delta: Set(delta),
-        cause: Set(cause.to_owned()),
+        delta: Set(change.delta),
+        cause: Set(change.cause.to_owned()),
         reference: Set(order.to_string()),
         created_at: Set(now()),
         ..Default::default()
     })
     .exec_without_returning(txn)
     .await?;
-    Ok(())
-}
-
-/// Writes `next` if the row is still at version `seen`; false when someone else wrote first.
-async fn save_balance(
-    txn: &DatabaseTransaction,
-    user: UserId,
-    seen: i64,
-    next: AccountState,
-) -> Result<bool, DbErr> {
+    let next = AccountState {
+        current: change.current,
+        withdrawn: change.withdrawn,
+        version: state.version + 1,
+    };
     let result = accounts::Entity::update_many()
         .col_expr(accounts::Column::Current, Expr::value(next.current.cents()))
         .col_expr(
@@ -307,8 +321,8 @@ async fn save_balance(
         )
         .col_expr(accounts::Column::Version, Expr::value(next.version))
         .filter(accounts::Column::UserId.eq(user.0))
-        .filter(accounts::Column::Version.eq(seen))
+        .filter(accounts::Column::Version.eq(state.version))
         .exec(txn)
         .await?;
-    Ok(result.rows_affected == 1)
+    Ok((result.rows_affected == 1).then_some(next))
 }

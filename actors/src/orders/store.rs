@@ -164,35 +164,25 @@ pub async fn mark_processed(
     order: &OrderNumber,
     amount: Points,
 ) -> Result<bool, DbErr> {
-    let result = orders::Entity::update_many()
-        .col_expr(
-            orders::Column::Status,
-            Expr::value(OrderStatus::Processed.as_str()),
-        )
-        .col_expr(orders::Column::Accrual, Expr::value(amount.cents()))
-        .col_expr(
-            orders::Column::Attempts,
-            Expr::col(orders::Column::Attempts).add(1),
-        )
-        .col_expr(
-            orders::Column::NextPollAt,
-            Expr::value(Option::<DateTime<FixedOffset>>::None),
-        )
-        .filter(orders::Column::Number.eq(order.as_str()))
-        .filter(orders::Column::UserId.eq(user.0))
-        .filter(orders::Column::NextPollAt.is_not_null())
-        .exec(txn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    finalize(txn, order, Some(user), OrderStatus::Processed, Some(amount)).await
 }
 
 /// Sets a non-final `order` INVALID. Returns false when it was final already.
 pub async fn mark_invalid(db: &Db, order: &OrderNumber) -> Result<bool, DbErr> {
-    let result = orders::Entity::update_many()
-        .col_expr(
-            orders::Column::Status,
-            Expr::value(OrderStatus::Invalid.as_str()),
-        )
+    finalize(&db.writer, order, None, OrderStatus::Invalid, None).await
+}
+
+/// Makes a non-final order final: the status, its accrual, off the schedule. Only a
+/// non-final row matches, so a second answer changes nothing.
+async fn finalize(
+    conn: &impl ConnectionTrait,
+    order: &OrderNumber,
+    owner: Option<UserId>,
+    status: OrderStatus,
+    accrual: Option<Points>,
+) -> Result<bool, DbErr> {
+    let mut update = orders::Entity::update_many()
+        .col_expr(orders::Column::Status, Expr::value(status.as_str()))
         .col_expr(
             orders::Column::Attempts,
             Expr::col(orders::Column::Attempts).add(1),
@@ -202,10 +192,14 @@ pub async fn mark_invalid(db: &Db, order: &OrderNumber) -> Result<bool, DbErr> {
             Expr::value(Option::<DateTime<FixedOffset>>::None),
         )
         .filter(orders::Column::Number.eq(order.as_str()))
-        .filter(orders::Column::NextPollAt.is_not_null())
-        .exec(&db.writer)
-        .await?;
-    Ok(result.rows_affected == 1)
+        .filter(orders::Column::NextPollAt.is_not_null());
+    if let Some(points) = accrual {
+        update = update.col_expr(orders::Column::Accrual, Expr::value(points.cents()));
+    }
+    if let Some(user) = owner {
+        update = update.filter(orders::Column::UserId.eq(user.0));
+    }
+    Ok(update.exec(conn).await?.rows_affected == 1)
 }
 
 /// Records a non-final answer: the status it implies, the attempt and the next time to ask.
