@@ -9,6 +9,7 @@ mod accrual;
 mod balance;
 mod emulator;
 mod hostile;
+mod lifecycle;
 mod orders;
 mod process;
 mod scripted;

@@ -1,0 +1,66 @@
+//! The service's life: graceful stop on SIGTERM, and account actors that stop when idle
+//! and come back with the committed balance.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{
+    base_args, order_number, spawn_app_with, with_flag, Backend, TestAccrual, TestDb,
+};
+use crate::process::ServiceProcess;
+
+crate::on_both_backends!(
+    sigterm_stops_the_service_with_exit_code_0_and_keeps_pending_work,
+    idle_account_actors_stop_and_come_back_with_the_committed_balance,
+);
+
+async fn sigterm_stops_the_service_with_exit_code_0_and_keeps_pending_work(backend: Backend) {
+    let accrual = TestAccrual::instant();
+    let db = TestDb::create(backend).await;
+    let args = base_args(&db, &accrual.url);
+    let service = ServiceProcess::start(args.clone()).await;
+    let user = service.register_user().await;
+    let pending = order_number();
+    assert_eq!(
+        service.post_order(&user, &pending).await,
+        StatusCode::ACCEPTED
+    );
+
+    let status = service.terminate(Duration::from_secs(8)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit 0 within 8 s, got {status:?}"
+    );
+
+    // The order the accrual system did not know yet is still scheduled after a restart.
+    let service = ServiceProcess::start(args).await;
+    accrual.add_order_worth(&pending, json!(12.5)).await;
+    let credited = crate::helpers::eventually(Duration::from_secs(15), || async {
+        (service.balance_text(&user).await == r#"{"current":12.5,"withdrawn":0}"#).then_some(())
+    })
+    .await;
+    assert!(credited.is_some(), "{}", service.balance_text(&user).await);
+}
+
+async fn idle_account_actors_stop_and_come_back_with_the_committed_balance(backend: Backend) {
+    let accrual = TestAccrual::instant();
+    let db = TestDb::create(backend).await;
+    let args = with_flag(base_args(&db, &accrual.url), "--account-idle", "30ms");
+    let app = spawn_app_with(db, args, Some(accrual)).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    // Withdrawals spaced around the idle period: some reach a live actor, some one that
+    // has just stopped, some a fresh one.
+    for i in 0..30u64 {
+        tokio::time::sleep(Duration::from_millis(i % 4 * 15)).await;
+        let body = json!({"order": order_number(), "sum": 1});
+        assert_eq!(
+            app.post_withdraw(&user, &body).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(app.balance(&user).await, ("70".into(), "30".into()));
+    crate::balance::assert_ledger_matches(&app).await;
+}
