@@ -22,7 +22,8 @@ pub struct Settings {
         short = 'd',
         long = "database-uri",
         env = "DATABASE_URI",
-        default_value = "sqlite://gophermart.db?mode=rwc"
+        default_value = "sqlite://gophermart.db?mode=rwc",
+        hide_env_values = true
     )]
     pub database_uri: String,
 
@@ -35,7 +36,7 @@ pub struct Settings {
     pub token_secret: Option<String>,
 
     /// How long a token stays valid.
-    #[arg(long, env = "TOKEN_TTL", default_value = "24h", value_parser = duration)]
+    #[arg(long, env = "TOKEN_TTL", default_value = "24h", value_parser = positive_duration)]
     pub token_ttl: Duration,
 
     /// Mark the token cookie `Secure` (serve over https).
@@ -45,7 +46,8 @@ pub struct Settings {
         default_value_t = false,
         num_args = 0..=1,
         default_missing_value = "true",
-        action = clap::ArgAction::Set
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub cookie_secure: bool,
 
@@ -54,7 +56,7 @@ pub struct Settings {
     pub bcrypt_cost: u32,
 
     /// Idle time after which a user's account actor stops.
-    #[arg(long, env = "ACCOUNT_IDLE", default_value = "5m", value_parser = duration)]
+    #[arg(long, env = "ACCOUNT_IDLE", default_value = "5m", value_parser = positive_duration)]
     pub account_idle: Duration,
 
     /// Number of concurrent accrual pollers.
@@ -62,23 +64,23 @@ pub struct Settings {
     pub accrual_workers: u32,
 
     /// Timeout of one request to the accrual system.
-    #[arg(long, env = "ACCRUAL_TIMEOUT", default_value = "5s", value_parser = duration)]
+    #[arg(long, env = "ACCRUAL_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
     pub accrual_timeout: Duration,
 
     /// First re-ask delay for a non-final answer (doubles up to the maximum).
-    #[arg(long, env = "ACCRUAL_RETRY_MIN", default_value = "250ms", value_parser = duration)]
+    #[arg(long, env = "ACCRUAL_RETRY_MIN", default_value = "250ms", value_parser = positive_duration)]
     pub accrual_retry_min: Duration,
 
     /// Cap of the re-ask delay for non-final answers.
-    #[arg(long, env = "ACCRUAL_RETRY_MAX", default_value = "5s", value_parser = duration)]
+    #[arg(long, env = "ACCRUAL_RETRY_MAX", default_value = "5s", value_parser = positive_duration)]
     pub accrual_retry_max: Duration,
 
     /// Cap of the re-ask delay for unknown orders (204) and failures.
-    #[arg(long, env = "ACCRUAL_UNKNOWN_RETRY_MAX", default_value = "60s", value_parser = duration)]
+    #[arg(long, env = "ACCRUAL_UNKNOWN_RETRY_MAX", default_value = "60s", value_parser = positive_duration)]
     pub accrual_unknown_retry_max: Duration,
 
     /// Pause after a 429 that carries no usable Retry-After.
-    #[arg(long, env = "ACCRUAL_DEFAULT_PAUSE", default_value = "60s", value_parser = duration)]
+    #[arg(long, env = "ACCRUAL_DEFAULT_PAUSE", default_value = "60s", value_parser = positive_duration)]
     pub accrual_default_pause: Duration,
 
     /// Address of the in-process emulator, used only when no accrual address is set.
@@ -108,9 +110,23 @@ pub fn with_scheme(address: &str) -> String {
     }
 }
 
-/// Parses `250ms`, `5s`, `24h`, `1h 30m`.
-pub fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(text.trim())
+/// Parses a duration greater than zero: `250ms`, `5s`, `24h`, `1h 30m`.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be greater than zero".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A listen address as given, with Go's `:8080` meaning every interface.
+pub fn listen_address(address: &str) -> String {
+    let address = address.trim();
+    if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +139,23 @@ mod tests {
         assert_eq!(settings.bcrypt_cost, 10);
         assert_eq!(settings.accrual_retry_min, Duration::from_millis(250));
         assert_eq!(settings.token_ttl, Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn flags_read_like_the_contract_says() {
+        let settings = Settings::try_parse_from([
+            "gophermart",
+            "--cookie-secure",
+            "1",
+            "--accrual-retry-min",
+            "100ms",
+        ])
+        .expect("parses");
+        assert!(settings.cookie_secure);
+        assert_eq!(settings.accrual_retry_min, Duration::from_millis(100));
+        assert!(Settings::try_parse_from(["gophermart", "--accrual-retry-min", "0s"]).is_err());
+        assert_eq!(listen_address(":8080"), "0.0.0.0:8080");
+        assert_eq!(listen_address("localhost:8080"), "localhost:8080");
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         match error {
             AccountError::LoginTaken => ApiError::Conflict("login is already taken"),
+            AccountError::UnknownUser => ApiError::Unauthorized("unknown user"),
             AccountError::InsufficientFunds => ApiError::PaymentRequired,
             AccountError::OrderAlreadyUsed => {
                 ApiError::Conflict("the order number was already used for a withdrawal")
@@ -84,6 +85,9 @@ impl From<AccountError> for ApiError {
 
 impl From<OrderError> for ApiError {
     fn from(error: OrderError) -> Self {
-        ApiError::internal(error)
+        match error {
+            OrderError::UnknownUser => ApiError::Unauthorized("unknown user"),
+            other => ApiError::internal(other),
+        }
     }
 }

@@ -10,7 +10,9 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use gophermart_actors::account::{AccountRegistry, Accounts};
 use gophermart_actors::accrual::schedule::Backoff;
-use gophermart_actors::accrual::{AccrualClient, AccrualSettings, AccrualSupervisor, Drain};
+use gophermart_actors::accrual::{
+    AccrualClient, AccrualGuardian, AccrualSettings, AccrualSupervisor, Drain,
+};
 use gophermart_actors::orders::OrderRegistry;
 use gophermart_actors::{settings, Db};
 use gophermart_migration::{Migrator, MigratorTrait};
@@ -18,7 +20,7 @@ use rand::RngCore;
 use tracing::Instrument;
 
 use crate::auth::{PasswordHasher, Tokens};
-use crate::config::{with_scheme, Settings};
+use crate::config::{listen_address, with_scheme, Settings};
 use crate::emulator::{self, EmulatorSettings};
 use crate::routes;
 
@@ -33,8 +35,9 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Db,
-    supervisor: Addr<AccrualSupervisor>,
+    supervisor: Addr<AccrualGuardian>,
     emulator: Option<ServerHandle>,
+    stop_on_signals: bool,
 }
 
 impl Application {
@@ -77,26 +80,28 @@ impl Application {
 
         let accounts =
             Accounts::new(AccountRegistry::new(db.clone(), settings.account_idle).start());
-        let supervisor = AccrualSupervisor::new(
-            db.clone(),
-            accounts.clone(),
-            client,
-            AccrualSettings {
-                workers: settings.accrual_workers,
-                backoff: Backoff {
-                    retry_min: settings.accrual_retry_min,
-                    retry_max: settings.accrual_retry_max,
-                    unknown_retry_max: settings.accrual_unknown_retry_max,
-                },
-                default_pause: settings.accrual_default_pause,
+        let accrual = AccrualSettings {
+            workers: settings.accrual_workers,
+            backoff: Backoff {
+                retry_min: settings.accrual_retry_min,
+                retry_max: settings.accrual_retry_max,
+                unknown_retry_max: settings.accrual_unknown_retry_max,
             },
-        )
-        .start();
+            default_pause: settings.accrual_default_pause,
+        };
+        let supervisor = {
+            let (db, accounts) = (db.clone(), accounts.clone());
+            AccrualGuardian::new(move || {
+                AccrualSupervisor::new(db.clone(), accounts.clone(), client.clone(), accrual)
+            })
+            .start()
+        };
         let orders: Addr<OrderRegistry> =
             OrderRegistry::new(db.clone(), Some(supervisor.clone().recipient())).start();
 
-        let listener = TcpListener::bind(&settings.address)
-            .with_context(|| format!("Failed to bind {}", settings.address))?;
+        let address = listen_address(&settings.address);
+        let listener =
+            TcpListener::bind(&address).with_context(|| format!("Failed to bind {address}"))?;
         let port = listener.local_addr()?.port();
         let (accounts, orders, hasher, tokens) = (
             web::Data::new(accounts),
@@ -137,6 +142,8 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // actix stops at once on SIGINT; both signals must let in-flight requests finish.
+        .disable_signals()
         .run();
         tracing::info!(port, "listening");
         Ok(Self {
@@ -145,12 +152,20 @@ impl Application {
             db,
             supervisor,
             emulator,
+            stop_on_signals: true,
         })
     }
 
     /// The port the server listens on (useful when bound to port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether SIGINT/SIGTERM stop the service (on by default; off for a service embedded
+    /// in another program, such as a test, which stops it through [`Self::handle`]).
+    pub fn stop_on_signals(mut self, on: bool) -> Self {
+        self.stop_on_signals = on;
+        self
     }
 
     /// A handle that stops the server.
@@ -161,6 +176,14 @@ impl Application {
     /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then lets in-flight work
     /// finish and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if self.stop_on_signals {
+            let handle = self.server.handle();
+            actix_web::rt::spawn(async move {
+                stop_signal().await;
+                tracing::info!("stop signal received; finishing in-flight requests");
+                handle.stop(true).await;
+            });
+        }
         self.server.await?;
         if let Err(error) = self
             .supervisor
@@ -180,9 +203,30 @@ impl Application {
     }
 }
 
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("could not listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = actix_web::rt::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Starts the bundled accrual emulator in this process (demo mode) and returns its URL.
 fn start_emulator(address: &str) -> anyhow::Result<(String, ServerHandle)> {
-    let listener = TcpListener::bind(address)
+    let address = listen_address(address);
+    let listener = TcpListener::bind(&address)
         .with_context(|| format!("Failed to bind the emulator on {address}"))?;
     let url = with_scheme(&listener.local_addr()?.to_string());
     let server = emulator::run(

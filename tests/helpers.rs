@@ -331,6 +331,7 @@ pub async fn spawn_app_with(
         actix_web::rt::System::new().block_on(async move {
             match Application::build(settings).await {
                 Ok(app) => {
+                    let app = app.stop_on_signals(false);
                     let _ = started.send(Ok((app.port(), app.handle())));
                     let _ = app.run_until_stopped().await;
                 }

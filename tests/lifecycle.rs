@@ -13,6 +13,7 @@ use crate::process::ServiceProcess;
 
 crate::on_both_backends!(
     sigterm_stops_the_service_with_exit_code_0_and_keeps_pending_work,
+    sigint_lets_a_request_in_flight_finish_before_exiting,
     idle_account_actors_stop_and_come_back_with_the_committed_balance,
 );
 
@@ -28,7 +29,7 @@ async fn sigterm_stops_the_service_with_exit_code_0_and_keeps_pending_work(backe
         StatusCode::ACCEPTED
     );
 
-    let status = service.terminate(Duration::from_secs(8)).await;
+    let status = service.stop_with("TERM", Duration::from_secs(8)).await;
     assert!(
         status.is_some_and(|s| s.success()),
         "exit 0 within 8 s, got {status:?}"
@@ -63,4 +64,33 @@ async fn idle_account_actors_stop_and_come_back_with_the_committed_balance(backe
     }
     assert_eq!(app.balance(&user).await, ("70".into(), "30".into()));
     crate::balance::assert_ledger_matches(&app).await;
+}
+
+async fn sigint_lets_a_request_in_flight_finish_before_exiting(backend: Backend) {
+    let accrual = TestAccrual::instant();
+    let db = TestDb::create(backend).await;
+    // A slow hash keeps the registration in flight while the signal arrives.
+    let args = with_flag(base_args(&db, &accrual.url), "--bcrypt-cost", "14");
+    let service = ServiceProcess::start(args).await;
+    let register = reqwest::Client::new()
+        .post(format!("{}/api/user/register", service.address))
+        .body(r#"{"login":"slow","password":"hash me slowly"}"#)
+        .send();
+    let in_flight = tokio::spawn(register);
+    // Observing, not synchronising: give the request time to reach the hashing pool.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = service.stop_with("INT", Duration::from_secs(10)).await;
+    let response = in_flight
+        .await
+        .expect("the request task")
+        .expect("an answer");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the request in flight was finished"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit 0, got {status:?}"
+    );
 }

@@ -57,12 +57,18 @@ impl ServiceProcess {
         process
     }
 
-    /// SIGTERM, then waits up to `within` for the process to exit; its exit status, or
-    /// `None` when it was still running (it is then killed).
-    pub async fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+    /// Sends `signal` (`TERM`, `INT`, …), then waits up to `within` for the process to
+    /// exit; its exit status, or `None` when it was still running (it is then killed).
+    pub async fn stop_with(
+        mut self,
+        signal: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "send SIGTERM");
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "send SIG{signal}");
         let child = &mut self.child;
         eventually(within, || {
             let status = child.try_wait().ok().flatten();

@@ -15,6 +15,7 @@ crate::on_both_backends!(
     the_cookie_alone_authenticates,
     missing_malformed_and_forged_tokens_get_401,
     tokens_survive_a_restart_over_the_same_database,
+    a_genuine_token_for_a_user_this_database_lacks_gets_401,
 );
 
 async fn register_answers_200_with_a_bearer_header_and_an_httponly_cookie(backend: Backend) {
@@ -249,4 +250,38 @@ async fn tokens_survive_a_restart_over_the_same_database(backend: Backend) {
     let second = spawn_app_with(db, args, Some(accrual)).await;
     let response = second.get("/api/user/balance", Some(&user.token)).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn a_genuine_token_for_a_user_this_database_lacks_gets_401(backend: Backend) {
+    // Signed with the right key (a configured secret outlives a reset database).
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let app = spawn_app(backend).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"sub": "999999", "iat": now, "exp": now + 3600});
+    let token = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(b"test-secret"),
+    )
+    .unwrap();
+    let balance = app.get("/api/user/balance", Some(&token)).await;
+    assert_eq!(balance.status(), StatusCode::UNAUTHORIZED);
+    let upload = app
+        .post_raw(
+            "/api/user/orders",
+            Some(&token),
+            b"79927398713".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(upload.status(), StatusCode::UNAUTHORIZED);
+    let withdraw = app
+        .post_raw(
+            "/api/user/balance/withdraw",
+            Some(&token),
+            br#"{"order":"2377225624","sum":1}"#.to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(withdraw.status(), StatusCode::UNAUTHORIZED);
 }

@@ -21,6 +21,13 @@ impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`).
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
         if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // Every connection would see its own empty database.
+                return Err(DbErr::Custom(
+                    "in-memory SQLite is not supported; give a file, e.g. sqlite://gophermart.db?mode=rwc"
+                        .to_owned(),
+                ));
+            }
             let writer = Database::connect(sqlite_options(url, 1, false)).await?;
             let reader = Database::connect(sqlite_options(url, 4, true)).await?;
             Ok(Self { writer, reader })

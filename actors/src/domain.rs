@@ -1,7 +1,6 @@
 //! Domain values that parse rather than validate later: user ids, order numbers, points.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::de::Error as _;
@@ -118,6 +117,9 @@ pub enum PointsError {
     /// Larger than the ledger can hold.
     #[error("the sum is too large")]
     TooLarge,
+    /// Not a JSON number we can read exactly.
+    #[error("not a number")]
+    NotANumber,
 }
 
 /// An exact, non-negative amount of points with at most two decimal places.
@@ -148,6 +150,22 @@ impl Points {
             return Err(PointsError::TooPrecise);
         }
         Self::from_exact(value)
+    }
+
+    /// An accrual as the text of a JSON number, rounded half-up to two decimals. Half-up
+    /// to two places depends on the third decimal only, so digits after it are dropped
+    /// before parsing: any number of decimals is handled exactly.
+    pub fn parse_accrual(text: &str) -> Result<Self, PointsError> {
+        let text = text.trim();
+        let shortened = match text.split_once('.') {
+            Some((whole, fraction)) if !text.contains(['e', 'E']) => {
+                let kept: String = fraction.chars().take(3).collect();
+                format!("{whole}.{kept}")
+            }
+            _ => text.to_owned(),
+        };
+        let value = JsonDecimal::parse(&shortened).ok_or(PointsError::NotANumber)?;
+        Self::from_accrual(value.0)
     }
 
     /// An accrual as the accrual system reports it: rounded half-up to two decimals.
@@ -224,12 +242,15 @@ impl JsonDecimal {
         if !(first.is_ascii_digit() || *first == b'-') {
             return None;
         }
-        let value = if text.contains(['e', 'E']) {
+        let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+        // Beyond 28 significant digits a Decimal would round: refuse rather than guess.
+        if mantissa.bytes().filter(u8::is_ascii_digit).count() > 28 {
+            return None;
+        }
+        let value = if mantissa.len() < text.len() {
             Decimal::from_scientific(text).ok()?
         } else {
-            Decimal::from_str_exact(text)
-                .or_else(|_| Decimal::from_str(text))
-                .ok()?
+            Decimal::from_str_exact(text).ok()?
         };
         Some(Self(value))
     }
@@ -289,6 +310,7 @@ mod tests {
         assert_eq!(sum("-5"), Some(Err(PointsError::NotPositive)));
         assert_eq!(sum("1.001"), Some(Err(PointsError::TooPrecise)));
         assert_eq!(sum("1e30"), None);
+        assert_eq!(sum("0.0100000000000000000000000000001"), None);
         assert_eq!(sum("\"10\""), None);
     }
 
@@ -303,5 +325,12 @@ mod tests {
         assert_eq!(accrual("0.125"), Some(13));
         assert_eq!(accrual("729.975"), Some(72998));
         assert_eq!(accrual("0.004"), Some(0));
+        let text = |t: &str| Points::parse_accrual(t).ok().map(Points::cents);
+        assert_eq!(text("0.004999999999999999999999999999"), Some(0));
+        assert_eq!(text("729.97500000000000000000000000001"), Some(72998));
+        assert_eq!(text("7.29975e2"), Some(72998));
+        assert_eq!(text("500"), Some(50000));
+        assert_eq!(text("\"5\""), None);
+        assert_eq!(text("-1"), None);
     }
 }

@@ -9,6 +9,9 @@ pub enum AccountError {
     /// The login is registered already.
     #[error("login is already taken")]
     LoginTaken,
+    /// No such user (a token signed for a user this database does not have).
+    #[error("unknown user")]
+    UnknownUser,
     /// The balance does not cover the sum.
     #[error("not enough points")]
     InsufficientFunds,
@@ -29,23 +32,26 @@ pub enum AccountError {
     Storage(#[from] DbErr),
 }
 
-impl AccountError {
-    /// Whether this is a failure of the system rather than a refusal of the request.
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            AccountError::Contended | AccountError::Unavailable(_) | AccountError::Storage(_)
-        )
-    }
-}
-
 /// What can go wrong with orders.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
+    /// No such user (a token signed for a user this database does not have).
+    #[error("unknown user")]
+    UnknownUser,
     /// The actor could not be reached.
     #[error("order registry unavailable: {0}")]
     Unavailable(#[from] MailboxError),
     /// The database failed.
     #[error("storage failure: {0}")]
-    Storage(#[from] DbErr),
+    Storage(DbErr),
+}
+
+impl From<DbErr> for OrderError {
+    fn from(error: DbErr) -> Self {
+        match error.sql_err() {
+            // Orders reference their owner: a missing owner is an unknown user.
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => OrderError::UnknownUser,
+            _ => OrderError::Storage(error),
+        }
+    }
 }

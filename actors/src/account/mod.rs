@@ -44,8 +44,8 @@ impl AccountActor {
     }
 
     /// Runs `op` against the cached state (loading it first when cold), keeping the state
-    /// it returns on success. After a failure (not a refusal) the cache is dropped, so that
-    /// the next message reads the committed truth.
+    /// it returns on success. After an error the cache is dropped, so that the next
+    /// message reads the committed truth.
     fn mutate<T, F, Fut>(&mut self, op: F) -> AtomicResponse<Self, Result<T, AccountError>>
     where
         T: 'static,
@@ -71,9 +71,9 @@ impl AccountActor {
                     Ok(value)
                 }
                 Err(error) => {
-                    if error.is_failure() {
-                        actor.state = None;
-                    }
+                    // Even a refusal may have been decided on a balance reloaded after
+                    // losing a version race: read the committed truth next time.
+                    actor.state = None;
                     Err(error)
                 }
             }),

@@ -125,7 +125,7 @@ pub async fn load(db: &impl ConnectionTrait, user: UserId) -> Result<AccountStat
     let row = accounts::Entity::find_by_id(user.0)
         .one(db)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("account of user {user}")))?;
+        .ok_or(AccountError::UnknownUser)?;
     Ok(AccountState {
         current: stored_points(row.current)?,
         withdrawn: stored_points(row.withdrawn)?,

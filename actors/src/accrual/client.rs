@@ -7,7 +7,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::domain::{JsonDecimal, OrderNumber, Points};
+use crate::domain::{OrderNumber, Points};
 
 /// What the accrual system said about an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct AccrualClient {
 struct Reply {
     order: String,
     status: String,
-    accrual: Option<JsonDecimal>,
+    accrual: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl AccrualClient {
@@ -122,7 +122,7 @@ pub fn parse_reply(order: &OrderNumber, body: &[u8]) -> Answer {
         "REGISTERED" => Answer::Registered,
         "PROCESSING" => Answer::Processing,
         "INVALID" => Answer::Invalid,
-        "PROCESSED" => match reply.accrual.map(|a| Points::from_accrual(a.0)) {
+        "PROCESSED" => match reply.accrual.map(|a| Points::parse_accrual(a.get())) {
             None => Answer::Processed(Points::ZERO),
             Some(Ok(points)) => Answer::Processed(points),
             Some(Err(e)) => Answer::Failed(format!("unusable accrual: {e}")),

@@ -2,12 +2,14 @@
 //! pollers that ask the accrual system.
 
 pub mod client;
+mod guardian;
 mod messages;
 mod poller;
 pub mod schedule;
 mod supervisor;
 
 pub use client::{AccrualClient, Answer};
+pub use guardian::AccrualGuardian;
 pub use messages::*;
 pub use poller::AccrualPoller;
 pub use supervisor::{AccrualSettings, AccrualSupervisor};

@@ -35,6 +35,16 @@ pub struct AccrualSettings {
 /// way to the accrual system.
 const PACING_MARGIN: Duration = Duration::from_millis(500);
 
+/// The longest pause a `Retry-After` can impose; longer ones are taken as this.
+const MAX_PAUSE: Duration = Duration::from_secs(3600);
+
+/// The shortest pause after a `429`, so that `Retry-After: 0` cannot make every poller
+/// hammer the accrual system.
+const MIN_PAUSE: Duration = Duration::from_secs(1);
+
+/// The farthest ahead anything is scheduled.
+const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
+
 /// Delay before loading the schedule again when the database failed at start.
 const RELOAD_DELAY: Duration = Duration::from_secs(1);
 
@@ -162,7 +172,7 @@ impl AccrualSupervisor {
                 failure_logged: false,
             },
         );
-        self.enqueue(order.number, Instant::now() + wait);
+        self.enqueue(order.number, after(wait));
     }
 
     fn enqueue(&mut self, number: OrderNumber, at: Instant) {
@@ -298,7 +308,7 @@ impl AccrualSupervisor {
                         }
                     }
                 }
-                self.enqueue(number, Instant::now() + jitter(delay));
+                self.enqueue(number, after(jitter(delay)));
             }
             Outcome::Throttled {
                 retry_after,
@@ -310,8 +320,8 @@ impl AccrualSupervisor {
                     self.stats.limit_per_minute = Some(limit);
                 }
                 let now = Instant::now();
-                let until = (now + retry_after.unwrap_or(self.settings.default_pause))
-                    .max(self.pacer.ready_at(now));
+                let pause = pause_for(retry_after, self.settings.default_pause);
+                let until = after(pause).max(self.pacer.ready_at(now));
                 self.pause(until);
                 self.enqueue(number, until);
             }
@@ -323,7 +333,7 @@ impl AccrualSupervisor {
                     .settings
                     .backoff
                     .delay(Retry::UnknownOrFailed, attempts);
-                self.enqueue(number, Instant::now() + delay);
+                self.enqueue(number, after(delay));
             }
         }
         self.idle.push(index);
@@ -437,6 +447,18 @@ fn again(backoff: Backoff, status: OrderStatus, attempts: u32, reason: String) -
     }
 }
 
+/// How long to pause after a `429`: its `Retry-After`, bounded, or else the configured
+/// default.
+fn pause_for(retry_after: Option<Duration>, default: Duration) -> Duration {
+    retry_after.map_or(default, |wait| wait.clamp(MIN_PAUSE, MAX_PAUSE))
+}
+
+/// The moment `delay` from now; values from outside never overflow the clock.
+fn after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(delay.min(MAX_DELAY)).unwrap_or(now)
+}
+
 /// Up to 10 % shorter, so that orders uploaded together spread out.
 fn jitter(delay: Duration) -> Duration {
     delay.mul_f64(rand::rng().random_range(0.9..=1.0))
@@ -485,5 +507,26 @@ impl Handler<Drain> for AccrualSupervisor {
                 tracing::warn!("stopping with accrual questions in flight; they are asked again at the next start");
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_are_bounded_whatever_retry_after_says() {
+        let default = Duration::from_secs(60);
+        assert_eq!(
+            pause_for(Some(Duration::from_secs(7)), default),
+            Duration::from_secs(7)
+        );
+        assert_eq!(pause_for(None, default), default);
+        assert_eq!(pause_for(Some(Duration::ZERO), default), MIN_PAUSE);
+        assert_eq!(
+            pause_for(Some(Duration::from_secs(u64::MAX)), default),
+            MAX_PAUSE
+        );
+        assert!(after(Duration::from_secs(u64::MAX)) <= Instant::now() + MAX_DELAY);
     }
 }
