@@ -70,9 +70,17 @@ async fn sigint_lets_a_request_in_flight_finish_before_exiting(backend: Backend)
     let accrual = TestAccrual::instant();
     let db = TestDb::create(backend).await;
     // A slow hash keeps the registration in flight while the signal arrives.
-    let args = with_flag(base_args(&db, &accrual.url), "--bcrypt-cost", "14");
+    let args = with_flag(base_args(&db, &accrual.url), "--bcrypt-cost", "13");
     let service = ServiceProcess::start(args).await;
-    let register = reqwest::Client::new()
+    // A connection the server has already accepted, so that the next request on it is
+    // read at once rather than waiting in the listen queue when the signal comes.
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/health", service.address))
+        .send()
+        .await;
+    assert_eq!(health.unwrap().status(), StatusCode::OK);
+    let register = client
         .post(format!("{}/api/user/register", service.address))
         .body(r#"{"login":"slow","password":"hash me slowly"}"#)
         .send();
