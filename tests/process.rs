@@ -1,7 +1,7 @@
 //! The real `gophermart` binary as a child process, for what only a process can show:
 //! `kill -9` and a restart on the same database.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,23 +19,41 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts the binary with `args` (as from `base_args`, program name first) on a fixed
-    /// free port, and waits until `GET /health` answers `200`.
+    /// Starts the binary with `args` (as from `base_args`, program name first) on a port
+    /// the process picks itself (read back from its log, so that parallel tests cannot
+    /// race for a port), and waits until `GET /health` answers `200`.
     pub async fn start(args: Vec<String>) -> Self {
-        let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-            listener.local_addr().expect("local address").port()
-        };
-        let args = with_flag(args, "-a", &format!("127.0.0.1:{port}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_gophermart"))
+        let args = with_flag(args, "-a", "127.0.0.1:0");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gophermart"))
             .args(&args[1..])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,gophermart::startup=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start the gophermart binary");
-        let mut process = Self {
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (port_tx, port_rx) = tokio::sync::oneshot::channel();
+        // Reads the port from the log, then keeps draining it so the child never blocks.
+        std::thread::spawn(move || {
+            let mut port_tx = Some(port_tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = listening_port(&line) {
+                    if let Some(tx) = port_tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+            }
+        });
+        let port = tokio::time::timeout(Duration::from_secs(20), port_rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| {
+                let exited = child.try_wait().ok().flatten();
+                panic!("gophermart did not report its port (exit: {exited:?})")
+            });
+        let process = Self {
             address: format!("http://127.0.0.1:{port}"),
             child,
             client: reqwest::Client::new(),
@@ -50,10 +68,10 @@ impl ServiceProcess {
             (response.status() == StatusCode::OK).then_some(())
         })
         .await;
-        if healthy.is_none() {
-            let exited = process.child.try_wait().ok().flatten();
-            panic!("gophermart did not become healthy on port {port} (exit: {exited:?})");
-        }
+        assert!(
+            healthy.is_some(),
+            "gophermart did not become healthy on port {port}"
+        );
         process
     }
 
@@ -153,4 +171,33 @@ impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill_now();
     }
+}
+
+/// The port in the service's `listening port=N` log line, colours or not.
+fn listening_port(line: &str) -> Option<u16> {
+    let plain: String = {
+        let mut out = String::with_capacity(line.len());
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // Skip an ANSI escape: ESC [ … letter.
+                for next in chars.by_ref() {
+                    if next.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    if !plain.contains("listening") {
+        return None;
+    }
+    let rest = &plain[plain.find("port=")? + "port=".len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
