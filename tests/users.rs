@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{base_args, bearer, spawn_app, spawn_app_with, Backend, TestAccrual, TestDb};
+use crate::helpers::{
+    base_args, bearer, spawn_app, spawn_app_with, Backend, TestAccrual, TestApp, TestDb,
+};
 
 crate::on_both_backends!(
     register_answers_200_with_a_bearer_header_and_an_httponly_cookie,
@@ -210,24 +212,8 @@ async fn missing_malformed_and_forged_tokens_get_401(backend: Backend) {
             .unwrap();
         assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     }
-    let upload = app
-        .post_raw(
-            "/api/user/orders",
-            Some("garbage"),
-            b"79927398713".to_vec(),
-            &[],
-        )
-        .await;
-    assert_eq!(upload.status(), StatusCode::UNAUTHORIZED);
-    let withdraw = app
-        .post_raw(
-            "/api/user/balance/withdraw",
-            None,
-            br#"{"order":"2377225624","sum":1}"#.to_vec(),
-            &[],
-        )
-        .await;
-    assert_eq!(withdraw.status(), StatusCode::UNAUTHORIZED);
+    assert_writes_get_401(&app, Some("garbage")).await;
+    assert_writes_get_401(&app, None).await;
 }
 
 async fn tokens_survive_a_restart_over_the_same_database(backend: Backend) {
@@ -266,22 +252,26 @@ async fn a_genuine_token_for_a_user_this_database_lacks_gets_401(backend: Backen
     .unwrap();
     let balance = app.get("/api/user/balance", Some(&token)).await;
     assert_eq!(balance.status(), StatusCode::UNAUTHORIZED);
+    assert_writes_get_401(&app, Some(&token)).await;
+}
+
+/// An upload and a withdrawal with `token` (or none) are both refused with `401`.
+async fn assert_writes_get_401(app: &TestApp, token: Option<&str>) {
     let upload = app
-        .post_raw(
-            "/api/user/orders",
-            Some(&token),
-            b"79927398713".to_vec(),
-            &[],
-        )
+        .post_raw("/api/user/orders", token, b"79927398713".to_vec(), &[])
         .await;
-    assert_eq!(upload.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        upload.status(),
+        StatusCode::UNAUTHORIZED,
+        "upload with {token:?}"
+    );
+    let body = br#"{"order":"2377225624","sum":1}"#.to_vec();
     let withdraw = app
-        .post_raw(
-            "/api/user/balance/withdraw",
-            Some(&token),
-            br#"{"order":"2377225624","sum":1}"#.to_vec(),
-            &[],
-        )
+        .post_raw("/api/user/balance/withdraw", token, body, &[])
         .await;
-    assert_eq!(withdraw.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        withdraw.status(),
+        StatusCode::UNAUTHORIZED,
+        "withdraw with {token:?}"
+    );
 }

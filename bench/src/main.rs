@@ -176,15 +176,8 @@ async fn latency(service: &Service, accrual: &Accrual, orders: usize) -> anyhow:
             bail!("upload answered {}", response.status());
         }
         loop {
-            let list: Value = client
-                .get(service.url("/api/user/orders"))
-                .bearer_auth(token)
-                .send()
-                .await?
-                .json()
-                .await
-                .unwrap_or(Value::Null);
-            if list[0]["status"] == "PROCESSED" {
+            let list = service.orders(&client, token).await?;
+            if list.first().is_some_and(|o| o["status"] == "PROCESSED") {
                 break;
             }
             if started.elapsed() > Duration::from_secs(30) {
@@ -233,14 +226,7 @@ async fn rate_limit(
         }
     }
     loop {
-        let list: Vec<Value> = client
-            .get(service.url("/api/user/orders"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await
-            .unwrap_or_default();
+        let list = service.orders(&client, token).await?;
         let done = list.iter().filter(|o| o["status"] == "PROCESSED").count();
         if done == orders {
             break;
@@ -409,6 +395,16 @@ impl Service {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The user's order list (empty on `204`).
+    async fn orders(&self, client: &reqwest::Client, token: &str) -> anyhow::Result<Vec<Value>> {
+        let response = client
+            .get(self.url("/api/user/orders"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        Ok(response.json().await.unwrap_or_default())
     }
 
     async fn register_users(&self, count: usize) -> anyhow::Result<Vec<String>> {
