@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// The connections every store function works with.
 #[derive(Debug, Clone)]
@@ -44,11 +44,6 @@ impl Db {
                 reader: pool,
             })
         }
-    }
-
-    /// Which database this is.
-    pub fn backend(&self) -> DbBackend {
-        self.writer.get_database_backend()
     }
 
     /// Closes both pools.

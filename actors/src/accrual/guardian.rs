@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::messages::{Drain, GetStats, OrderAccepted, PipelineStats};
+use super::messages::{Drain, OrderAccepted};
 use super::supervisor::AccrualSupervisor;
 
 /// How often the guardian looks at its supervisor.
@@ -67,15 +67,5 @@ impl Handler<Drain> for AccrualGuardian {
         Box::pin(async move {
             let _ = supervisor.send(msg).await;
         })
-    }
-}
-
-impl Handler<GetStats> for AccrualGuardian {
-    type Result = ResponseFuture<PipelineStats>;
-
-    fn handle(&mut self, msg: GetStats, _: &mut Self::Context) -> Self::Result {
-        self.ensure_alive();
-        let supervisor = self.supervisor.clone();
-        Box::pin(async move { supervisor.send(msg).await.unwrap_or_default() })
     }
 }

@@ -39,21 +39,3 @@ pub struct Drain {
     /// How long to wait at most.
     pub timeout: std::time::Duration,
 }
-
-/// Asks for counters of the pipeline.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "PipelineStats")]
-pub struct GetStats;
-
-/// Counters of the pipeline since start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PipelineStats {
-    /// Orders waiting or in flight.
-    pub pending: usize,
-    /// Requests sent to the accrual system.
-    pub requests: u64,
-    /// `429` answers received.
-    pub throttled: u64,
-    /// The limit learned from a `429`, if any.
-    pub limit_per_minute: Option<u32>,
-}

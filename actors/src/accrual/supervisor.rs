@@ -12,7 +12,7 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use super::client::{AccrualClient, Answer};
-use super::messages::{Drain, GetStats, OrderAccepted, Pause, PipelineStats, Poll};
+use super::messages::{Drain, OrderAccepted, Pause, Poll};
 use super::poller::AccrualPoller;
 use super::schedule::{Backoff, Pacer, Retry};
 use crate::account::{Accounts, Credit};
@@ -100,7 +100,6 @@ pub struct AccrualSupervisor {
     loaded: bool,
     draining: bool,
     in_flight: watch::Sender<usize>,
-    stats: PipelineStats,
 }
 
 impl AccrualSupervisor {
@@ -127,7 +126,6 @@ impl AccrualSupervisor {
             loaded: false,
             draining: false,
             in_flight: watch::channel(0).0,
-            stats: PipelineStats::default(),
         }
     }
 
@@ -250,7 +248,6 @@ impl AccrualSupervisor {
         };
         tracked.in_flight = true;
         let (user, status, attempts) = (tracked.user, tracked.status, tracked.attempts);
-        self.stats.requests += 1;
         self.in_flight.send_modify(|n| *n += 1);
         let question = self.pollers[index].send(Poll {
             order: number.clone(),
@@ -314,10 +311,8 @@ impl AccrualSupervisor {
                 retry_after,
                 per_minute,
             } => {
-                self.stats.throttled += 1;
                 if let Some(limit) = per_minute {
                     self.pacer.set_limit(limit);
-                    self.stats.limit_per_minute = Some(limit);
                 }
                 let now = Instant::now();
                 let pause = pause_for(retry_after, self.settings.default_pause);
@@ -481,17 +476,6 @@ impl Handler<OrderAccepted> for AccrualSupervisor {
     fn handle(&mut self, msg: OrderAccepted, ctx: &mut Self::Context) {
         self.track(msg.order);
         self.dispatch(ctx);
-    }
-}
-
-impl Handler<GetStats> for AccrualSupervisor {
-    type Result = MessageResult<GetStats>;
-
-    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(PipelineStats {
-            pending: self.tracked.len(),
-            ..self.stats
-        })
     }
 }
 

@@ -47,11 +47,6 @@ impl OrderStatus {
             _ => None,
         }
     }
-
-    /// Whether no answer of the accrual system can change it any more.
-    pub fn is_final(self) -> bool {
-        matches!(self, OrderStatus::Invalid | OrderStatus::Processed)
-    }
 }
 
 /// One order as listed to its owner.
