@@ -611,14 +611,7 @@ async fn a_kill_9_during_processing_loses_no_order_and_credits_none_twice(backen
             "{order}"
         );
     }
-    assert_eq!(
-        count(
-            &db.url,
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE cause = 'accrual'"
-        )
-        .await,
-        30
-    );
+    assert_eq!(accrual_rows(&db.url).await, 30);
     assert_ledger_matches_in(&db.url).await;
     drop(service);
 }
@@ -664,14 +657,7 @@ async fn orders_unknown_when_the_service_was_killed_are_credited_after_a_restart
         service.balance_text(&user).await,
         r#"{"current":150,"withdrawn":0}"#
     );
-    assert_eq!(
-        count(
-            &db.url,
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE cause = 'accrual'"
-        )
-        .await,
-        5
-    );
+    assert_eq!(accrual_rows(&db.url).await, 5);
     assert_ledger_matches_in(&db.url).await;
     drop(service);
 }
@@ -776,4 +762,13 @@ async fn the_courses_end_to_end_flow_credits_729_98_and_spends_it(backend: Backe
     assert_eq!(withdrawals[0]["order"], spent_on.as_str());
     assert_eq!(withdrawals[0]["sum"], json!(729.98));
     assert_ledger_matches(&app).await;
+}
+
+/// How many accruals the ledger holds, read straight from the database.
+async fn accrual_rows(db_url: &str) -> i64 {
+    count(
+        db_url,
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE cause = 'accrual'",
+    )
+    .await
 }
