@@ -25,6 +25,8 @@ pub struct Reply {
     body: String,
     /// How long to wait before answering.
     delay: Duration,
+    /// Spaces sent before the body (JSON allows them): an answer of any size.
+    padding: usize,
 }
 
 impl Reply {
@@ -69,6 +71,23 @@ impl Reply {
         Self::ok("{not json".to_owned())
     }
 
+    /// `302` to `location`.
+    pub fn redirect(location: &str) -> Self {
+        let mut reply = Self::raw(302, "");
+        reply
+            .headers
+            .push(("Location".to_owned(), location.to_owned()));
+        reply
+    }
+
+    /// The same reply preceded by `bytes` spaces.
+    pub fn padded(self, bytes: usize) -> Self {
+        Self {
+            padding: bytes,
+            ..self
+        }
+    }
+
     /// Answers only after `delay` (then `500`): a hanging accrual system.
     pub fn hang(delay: Duration) -> Self {
         Self {
@@ -91,6 +110,7 @@ impl Reply {
             headers: Vec::new(),
             body: body.to_owned(),
             delay: Duration::ZERO,
+            padding: 0,
         }
     }
 }
@@ -232,5 +252,6 @@ async fn answer(request: HttpRequest, state: web::Data<Mutex<State>>) -> HttpRes
     for (name, value) in &reply.headers {
         response.insert_header((name.as_str(), value.as_str()));
     }
-    response.body(reply.body.replace("{order}", order))
+    let body = reply.body.replace("{order}", order);
+    response.body(format!("{}{body}", " ".repeat(reply.padding)))
 }

@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::domain::{OrderNumber, Points};
 
+/// The largest answer body read from the accrual system.
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// What the accrual system said about an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -55,6 +58,9 @@ impl AccrualClient {
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_max_idle_per_host(64)
+            // A redirect is a failure, asked again later: following it would let whoever
+            // answers send us to any address and have that reply credited.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             http,
@@ -70,9 +76,9 @@ impl AccrualClient {
             Err(e) => return Answer::Failed(describe(&e)),
         };
         match response.status() {
-            StatusCode::OK => match response.bytes().await {
+            StatusCode::OK => match read_capped(response).await {
                 Ok(body) => parse_reply(order, &body),
-                Err(e) => Answer::Failed(describe(&e)),
+                Err(reason) => Answer::Failed(reason),
             },
             StatusCode::NO_CONTENT => Answer::Unknown,
             StatusCode::TOO_MANY_REQUESTS => {
@@ -81,15 +87,28 @@ impl AccrualClient {
                     .get(RETRY_AFTER)
                     .and_then(|value| value.to_str().ok())
                     .and_then(|value| parse_retry_after(value, SystemTime::now()));
-                let body = response.text().await.unwrap_or_default();
+                let body = read_capped(response).await.unwrap_or_default();
                 Answer::TooManyRequests {
                     retry_after,
-                    per_minute: parse_limit(&body),
+                    per_minute: parse_limit(&String::from_utf8_lossy(&body)),
                 }
             }
             status => Answer::Failed(format!("answered {status}")),
         }
     }
+}
+
+/// Reads a body chunk by chunk, giving up past [`MAX_BODY`]: an answer is a few dozen
+/// bytes, and a huge one must not take the service's memory with it.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("the answer is over {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn describe(error: &reqwest::Error) -> String {
