@@ -37,20 +37,41 @@ impl Backoff {
             .unwrap_or(cap)
             .min(cap)
     }
+
+    /// The delay after a `204` for an order uploaded `age` ago: as [`Self::delay`] while
+    /// the order is young; then a tenth of its age, up to [`MAX_UNKNOWN_DELAY`], so that
+    /// numbers the accrual system never learns of are asked less and less often.
+    pub fn unknown_delay(&self, attempts: u32, age: Duration) -> Duration {
+        let by_age = (age / AGE_SHARE).min(MAX_UNKNOWN_DELAY);
+        self.delay(Retry::UnknownOrFailed, attempts).max(by_age)
+    }
 }
+
+/// An unknown order is asked again after at most this long, however old it is.
+pub const MAX_UNKNOWN_DELAY: Duration = Duration::from_secs(3600);
+
+/// An old unknown order waits this fraction of its age (one tenth) between questions.
+const AGE_SHARE: u32 = 10;
 
 /// Keeps our request rate under a per-minute limit by mirroring the accrual system's
 /// sliding window with our own send times: a request may leave when fewer than `limit`
-/// of ours left in the last minute (plus a margin for network delay).
+/// of ours left in the last minute (plus a margin for network delay). A limit is
+/// forgotten after [`QUIET_PERIOD`] without a `429`, so that one announced by mistake (or
+/// raised since) does not slow us for the life of the process.
 #[derive(Debug)]
 pub struct Pacer {
     limit: Option<u32>,
     window: Duration,
     sent: VecDeque<Instant>,
+    throttled_at: Option<Instant>,
 }
 
-/// How many send times are kept before a limit is known.
+/// How many send times are kept at most, whatever limit is announced; a limit above it
+/// never holds a request back for lack of history.
 const HISTORY: usize = 4096;
+
+/// How long after the last `429` a learned limit still applies.
+pub const QUIET_PERIOD: Duration = Duration::from_secs(300);
 
 impl Pacer {
     /// A pacer that lets everything through until it learns a limit.
@@ -59,12 +80,17 @@ impl Pacer {
             limit: None,
             window: Duration::from_secs(60) + margin,
             sent: VecDeque::new(),
+            throttled_at: None,
         }
     }
 
-    /// Learns the announced limit.
-    pub fn set_limit(&mut self, per_minute: u32) {
-        self.limit = Some(per_minute.max(1));
+    /// Notes a `429` at `now`, with the limit its body announced, if any: the latest
+    /// announcement replaces what was learned before.
+    pub fn throttled(&mut self, per_minute: Option<u32>, now: Instant) {
+        self.throttled_at = Some(now);
+        if let Some(limit) = per_minute {
+            self.limit = Some(limit.max(1));
+        }
     }
 
     /// The announced limit, once known.
@@ -72,8 +98,16 @@ impl Pacer {
         self.limit
     }
 
-    /// The earliest moment the next request may leave.
-    pub fn ready_at(&self, now: Instant) -> Instant {
+    /// The earliest moment the next request may leave. Forgets the limit after a quiet
+    /// period.
+    pub fn ready_at(&mut self, now: Instant) -> Instant {
+        if self
+            .throttled_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= QUIET_PERIOD)
+        {
+            self.limit = None;
+            self.throttled_at = None;
+        }
         let Some(limit) = self.limit.map(|l| l as usize) else {
             return now;
         };
@@ -84,11 +118,17 @@ impl Pacer {
         (oldest_counted + self.window).max(now)
     }
 
-    /// Records a request leaving now.
+    /// Records a request leaving now. Only sends within the window are kept, and never
+    /// more than the limit (or [`HISTORY`]) of them.
     pub fn record(&mut self, now: Instant) {
         self.sent.push_back(now);
-        let keep = self.limit.map_or(HISTORY, |l| l as usize).max(1);
-        while self.sent.len() > keep {
+        let keep = self.limit.map_or(HISTORY, |l| l as usize).clamp(1, HISTORY);
+        while self.sent.len() > keep
+            || self
+                .sent
+                .front()
+                .is_some_and(|sent| now.saturating_duration_since(*sent) >= self.window)
+        {
             self.sent.pop_front();
         }
     }
@@ -128,7 +168,7 @@ mod tests {
             pacer.record(start + Duration::from_secs(i));
         }
         assert_eq!(pacer.ready_at(start), start, "no limit known yet");
-        pacer.set_limit(3);
+        pacer.throttled(Some(3), start);
         assert_eq!(
             pacer.ready_at(start + Duration::from_secs(3)),
             start + Duration::from_millis(60_500)
@@ -138,5 +178,61 @@ mod tests {
             pacer.ready_at(start + Duration::from_millis(60_500)),
             start + Duration::from_millis(61_500)
         );
+    }
+
+    #[test]
+    fn a_learned_limit_is_replaced_by_the_next_and_forgotten_when_quiet() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(Duration::from_millis(500));
+        pacer.throttled(Some(1), start);
+        pacer.record(start);
+        let soon = start + Duration::from_secs(1);
+        assert_eq!(pacer.ready_at(soon), start + Duration::from_millis(60_500));
+        pacer.throttled(Some(600), soon);
+        assert_eq!(
+            pacer.limit(),
+            Some(600),
+            "the next announcement replaces it"
+        );
+        assert_eq!(pacer.ready_at(soon), soon);
+        pacer.throttled(None, soon);
+        assert_eq!(pacer.limit(), Some(600), "a 429 without a limit keeps it");
+        let quiet = soon + QUIET_PERIOD;
+        assert_eq!(pacer.ready_at(quiet), quiet);
+        assert_eq!(pacer.limit(), None, "forgotten after a quiet period");
+    }
+
+    #[test]
+    fn the_pacers_memory_is_bounded_whatever_the_limit() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(Duration::from_millis(500));
+        pacer.throttled(Some(u32::MAX), start);
+        for i in 0..20_000u64 {
+            pacer.record(start + Duration::from_micros(i));
+        }
+        assert!(pacer.sent.len() <= HISTORY);
+        pacer.record(start + Duration::from_secs(120));
+        assert_eq!(
+            pacer.sent.len(),
+            1,
+            "sends older than the window are dropped"
+        );
+    }
+
+    #[test]
+    fn unknown_orders_are_asked_less_often_as_they_age() {
+        let b = backoff();
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            b.unknown_delay(1, Duration::ZERO),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            b.unknown_delay(20, 5 * minute),
+            minute,
+            "young: the usual cap"
+        );
+        assert_eq!(b.unknown_delay(200, 100 * minute), 10 * minute);
+        assert_eq!(b.unknown_delay(9000, 10_000 * minute), MAX_UNKNOWN_DELAY);
     }
 }

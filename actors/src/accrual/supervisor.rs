@@ -3,7 +3,7 @@
 //! rate limit.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -54,6 +54,7 @@ struct Tracked {
     user: UserId,
     status: OrderStatus,
     attempts: u32,
+    uploaded_at: chrono::DateTime<chrono::FixedOffset>,
     /// The queue entry that is current; older entries for this order are skipped.
     ticket: u64,
     in_flight: bool,
@@ -81,9 +82,47 @@ enum Outcome {
     PollerLost,
 }
 
+/// Orders whose time has come, per shopper, served in turn: one shopper's thousand
+/// uploads wait behind another shopper's one, not the other way round.
+#[derive(Debug, Default)]
+struct FairQueue {
+    /// Each shopper's due orders, earliest first, with the ticket they were queued under.
+    due: HashMap<UserId, VecDeque<(u64, OrderNumber)>>,
+    /// Shoppers with due orders, in the order they get their next turn.
+    turns: VecDeque<UserId>,
+}
+
+impl FairQueue {
+    fn push(&mut self, user: UserId, ticket: u64, number: OrderNumber) {
+        let queue = self.due.entry(user).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(user);
+        }
+        queue.push_back((ticket, number));
+    }
+
+    /// The next shopper's earliest due order; the shopper goes to the back of the line.
+    fn pop(&mut self) -> Option<(u64, OrderNumber)> {
+        let user = self.turns.pop_front()?;
+        let queue = self.due.get_mut(&user)?;
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            self.due.remove(&user);
+        } else {
+            self.turns.push_back(user);
+        }
+        next
+    }
+
+    fn is_empty(&self) -> bool {
+        self.turns.is_empty()
+    }
+}
+
 /// Owns the schedule (loaded from the database at start), a fixed set of pollers, the
-/// pause after a `429` and the pacing under the limit announced with it. Final answers
-/// are credited through the owner's account actor.
+/// pause after a `429` and the pacing under the limit announced with it. Due orders are
+/// served round-robin across shoppers. Final answers are credited through the owner's
+/// account actor.
 pub struct AccrualSupervisor {
     db: Db,
     accounts: Accounts,
@@ -91,7 +130,10 @@ pub struct AccrualSupervisor {
     settings: AccrualSettings,
     pollers: Vec<Addr<AccrualPoller>>,
     idle: Vec<usize>,
+    /// Orders waiting for their time, soonest first.
     queue: BinaryHeap<Reverse<(Instant, u64, OrderNumber)>>,
+    /// Orders whose time has come.
+    due: FairQueue,
     tracked: HashMap<OrderNumber, Tracked>,
     next_ticket: u64,
     paused_until: Option<Instant>,
@@ -118,6 +160,7 @@ impl AccrualSupervisor {
             pollers: Vec::new(),
             idle: Vec::new(),
             queue: BinaryHeap::new(),
+            due: FairQueue::default(),
             tracked: HashMap::new(),
             next_ticket: 0,
             paused_until: None,
@@ -165,6 +208,7 @@ impl AccrualSupervisor {
                 user: order.user,
                 status: order.status,
                 attempts: order.attempts,
+                uploaded_at: order.uploaded_at,
                 ticket: 0,
                 in_flight: false,
                 failure_logged: false,
@@ -183,8 +227,8 @@ impl AccrualSupervisor {
         }
     }
 
-    /// Hands due orders to idle pollers while the pause and the pacing allow, then sets a
-    /// timer for the next moment something can happen.
+    /// Hands due orders to idle pollers, a shopper at a time, while the pause and the
+    /// pacing allow, then sets a timer for the next moment something can happen.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         if !self.loaded || self.draining {
             return;
@@ -197,33 +241,56 @@ impl AccrualSupervisor {
                 }
                 self.paused_until = None;
             }
-            let Some(Reverse((due, ticket, number))) = self.queue.peek() else {
+            self.promote_due(now);
+            if self.due.is_empty() {
+                if let Some(Reverse((due, _, _))) = self.queue.peek() {
+                    let due = *due;
+                    self.wake_at(due, ctx);
+                }
                 return;
-            };
-            let current = self
-                .tracked
-                .get(number)
-                .is_some_and(|t| t.ticket == *ticket && !t.in_flight);
-            if !current {
-                self.queue.pop();
-                continue;
-            }
-            if *due > now {
-                return self.wake_at(*due, ctx);
             }
             let ready = self.pacer.ready_at(now);
             if ready > now {
                 return self.wake_at(ready, ctx);
             }
-            let Some(index) = self.idle.pop() else {
+            if self.idle.is_empty() {
                 return; // a poller coming back dispatches again
+            }
+            let Some((ticket, number)) = self.due.pop() else {
+                return;
             };
-            let Some(Reverse((_, _, number))) = self.queue.pop() else {
+            if !self.is_current(&number, ticket) {
+                continue;
+            }
+            let Some(index) = self.idle.pop() else {
                 return;
             };
             self.pacer.record(now);
             self.ask(index, number, ctx);
         }
+    }
+
+    /// Moves every order whose time has come to its shopper's line.
+    fn promote_due(&mut self, now: Instant) {
+        while let Some(Reverse((due, ticket, number))) = self.queue.peek() {
+            if *due > now {
+                return;
+            }
+            let (ticket, number) = (*ticket, number.clone());
+            self.queue.pop();
+            if let Some(tracked) = self.tracked.get(&number) {
+                if tracked.ticket == ticket && !tracked.in_flight {
+                    self.due.push(tracked.user, ticket, number);
+                }
+            }
+        }
+    }
+
+    /// Whether a queue entry is still the order's current one.
+    fn is_current(&self, number: &OrderNumber, ticket: u64) -> bool {
+        self.tracked
+            .get(number)
+            .is_some_and(|t| t.ticket == ticket && !t.in_flight)
     }
 
     fn wake_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
@@ -248,6 +315,9 @@ impl AccrualSupervisor {
         };
         tracked.in_flight = true;
         let (user, status, attempts) = (tracked.user, tracked.status, tracked.attempts);
+        let age = (Utc::now() - tracked.uploaded_at.to_utc())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         self.in_flight.send_modify(|n| *n += 1);
         let question = self.pollers[index].send(Poll {
             order: number.clone(),
@@ -263,10 +333,14 @@ impl AccrualSupervisor {
                 Ok(answer) => answer,
                 Err(_) => return Outcome::PollerLost,
             };
-            settle(
-                &db, &accounts, backoff, user, &order, status, attempts, answer,
-            )
-            .await
+            let question = Question {
+                user,
+                order: &order,
+                status,
+                attempts,
+                age,
+            };
+            settle(&db, &accounts, backoff, question, answer).await
         };
         ctx.spawn(work.into_actor(self).map(move |outcome, supervisor, ctx| {
             supervisor
@@ -311,10 +385,8 @@ impl AccrualSupervisor {
                 retry_after,
                 per_minute,
             } => {
-                if let Some(limit) = per_minute {
-                    self.pacer.set_limit(limit);
-                }
                 let now = Instant::now();
+                self.pacer.throttled(per_minute, now);
                 let pause = pause_for(retry_after, self.settings.default_pause);
                 let until = after(pause).max(self.pacer.ready_at(now));
                 self.pause(until);
@@ -359,19 +431,32 @@ impl AccrualSupervisor {
     }
 }
 
+/// One question about an order, as the schedule saw it when it was asked.
+struct Question<'a> {
+    user: UserId,
+    order: &'a OrderNumber,
+    status: OrderStatus,
+    attempts: u32,
+    /// How long ago the order was uploaded.
+    age: Duration,
+}
+
 /// Persists what one answer means and says what to do next. Final answers are written
 /// before the order leaves the schedule; a failure to write keeps it scheduled.
-#[allow(clippy::too_many_arguments)]
 async fn settle(
     db: &Db,
     accounts: &Accounts,
     backoff: Backoff,
-    user: UserId,
-    order: &OrderNumber,
-    status: OrderStatus,
-    attempts: u32,
+    question: Question<'_>,
     answer: Answer,
 ) -> Outcome {
+    let Question {
+        user,
+        order,
+        status,
+        attempts,
+        age,
+    } = question;
     let attempts = attempts.saturating_add(1);
     let (status, retry, failure) = match answer {
         Answer::Processed(amount) => {
@@ -414,11 +499,16 @@ async fn settle(
                 per_minute,
             }
         }
-        Answer::Registered | Answer::Processing => (OrderStatus::Processing, Retry::NotFinal, None),
-        Answer::Unknown => (status, Retry::UnknownOrFailed, None),
-        Answer::Failed(reason) => (status, Retry::UnknownOrFailed, Some(reason)),
+        Answer::Registered | Answer::Processing => {
+            (OrderStatus::Processing, Some(Retry::NotFinal), None)
+        }
+        Answer::Unknown => (status, None, None),
+        Answer::Failed(reason) => (status, Some(Retry::UnknownOrFailed), Some(reason)),
     };
-    let delay = backoff.delay(retry, attempts);
+    let delay = match retry {
+        Some(retry) => backoff.delay(retry, attempts),
+        None => backoff.unknown_delay(attempts, age),
+    };
     let next = Utc::now().fixed_offset()
         + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
     if let Err(error) = order_store::reschedule(db, order, status, attempts, next).await {

@@ -75,6 +75,8 @@ pub struct PendingOrder {
     pub attempts: u32,
     /// When to ask next.
     pub next_poll_at: DateTime<FixedOffset>,
+    /// When it was uploaded.
+    pub uploaded_at: DateTime<FixedOffset>,
 }
 
 /// Who an uploaded number belongs to now.
@@ -112,6 +114,7 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
             status: OrderStatus::New,
             attempts: 0,
             next_poll_at: uploaded_at,
+            uploaded_at,
         }));
     }
     let owner = orders::Entity::find()
@@ -236,6 +239,7 @@ pub async fn pending(db: &Db) -> Result<Vec<PendingOrder>, DbErr> {
                 status,
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
                 next_poll_at,
+                uploaded_at: row.uploaded_at,
             }))
         })
         .collect()
