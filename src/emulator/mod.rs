@@ -15,11 +15,14 @@ use serde::de::DeserializeOwned;
 
 use self::limiter::RateLimiter;
 use self::rules::{OrderBody, RuleBody};
-use self::store::Store;
+use self::store::{RuleRefusal, Store, MAX_RULES};
 use gophermart_actors::domain::OrderNumber;
 
 /// The largest request body read, in bytes.
 const MAX_BODY: usize = 1 << 20;
+
+/// The most goods one order may list.
+const MAX_GOODS: usize = 1_000;
 
 /// Settings of the emulator.
 #[derive(Debug, Clone)]
@@ -117,10 +120,13 @@ async fn register_rule(
         .validate()
         .map_err(|reason| ApiError::BadRequest(reason.to_owned()))?;
     tracing::info!(%pattern, ?reward, "registering a reward rule");
-    if !state.store.add_rule(pattern, reward) {
-        return Err(ApiError::Conflict("the match is already registered"));
+    match state.store.add_rule(pattern, reward) {
+        Ok(()) => Ok(HttpResponse::Ok().finish()),
+        Err(RuleRefusal::Taken) => Err(ApiError::Conflict("the match is already registered")),
+        Err(RuleRefusal::Full) => Err(ApiError::BadRequest(format!(
+            "no more than {MAX_RULES} rules can be registered"
+        ))),
     }
-    Ok(HttpResponse::Ok().finish())
 }
 
 /// `POST /api/orders`: registers an order for calculation.
@@ -129,6 +135,11 @@ async fn register_order(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: OrderBody = parse_json(&body)?;
+    if body.goods.len() > MAX_GOODS {
+        return Err(ApiError::BadRequest(format!(
+            "an order has at most {MAX_GOODS} goods"
+        )));
+    }
     let number =
         OrderNumber::parse(&body.order).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     // A negative price is no purchase; it would also make a percent reward negative.

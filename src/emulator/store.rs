@@ -2,7 +2,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -44,11 +44,25 @@ struct Order {
     outcome: Outcome,
 }
 
-/// Rules and orders, each behind its own lock; no code path holds both.
+/// The most rules the emulator keeps.
+pub const MAX_RULES: usize = 10_000;
+
+/// Why a rule was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleRefusal {
+    /// The match is registered already.
+    Taken,
+    /// [`MAX_RULES`] are registered already.
+    Full,
+}
+
+/// Rules and orders, each behind its own lock; no code path holds both. The rules are a
+/// shared snapshot, replaced whole on each registration, so that an order is calculated
+/// outside any lock.
 #[derive(Debug)]
 pub struct Store {
     processing_delay: Duration,
-    rules: Mutex<HashMap<String, Reward>>,
+    rules: Mutex<Arc<HashMap<String, Reward>>>,
     orders: Mutex<HashMap<OrderNumber, Order>>,
 }
 
@@ -67,21 +81,25 @@ impl Store {
         }
     }
 
-    /// Registers a rule; `false` when its match is already taken.
-    pub fn add_rule(&self, pattern: String, reward: Reward) -> bool {
-        match lock(&self.rules).entry(pattern) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(slot) => {
-                slot.insert(reward);
-                true
-            }
+    /// Registers a rule, unless its match is taken or the store is full.
+    pub fn add_rule(&self, pattern: String, reward: Reward) -> Result<(), RuleRefusal> {
+        let mut rules = lock(&self.rules);
+        if rules.contains_key(&pattern) {
+            return Err(RuleRefusal::Taken);
         }
+        if rules.len() >= MAX_RULES {
+            return Err(RuleRefusal::Full);
+        }
+        // Copies the map only while an order calculation still holds the old snapshot.
+        Arc::make_mut(&mut rules).insert(pattern, reward);
+        Ok(())
     }
 
     /// Registers an order, calculating it against the rules known now; `false` when the
     /// number is already registered.
     pub fn add_order(&self, number: OrderNumber, goods: &[Good]) -> bool {
-        let outcome = outcome(&lock(&self.rules), goods);
+        let rules = Arc::clone(&lock(&self.rules));
+        let outcome = outcome(&rules, goods);
         match lock(&self.orders).entry(number) {
             Entry::Occupied(_) => false,
             Entry::Vacant(slot) => {
