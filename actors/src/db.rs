@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// The connections every store function works with.
@@ -28,6 +28,7 @@ impl Db {
                         .to_owned(),
                 ));
             }
+            restrict_sqlite_files(url)?;
             let writer = Database::connect(sqlite_options(url, 1, false)).await?;
             let reader = Database::connect(sqlite_options(url, 4, true)).await?;
             Ok(Self { writer, reader })
@@ -51,6 +52,44 @@ impl Db {
         let _ = self.reader.close().await;
         let _ = self.writer.close().await;
     }
+}
+
+/// Makes the database file readable by its owner only, creating it so when missing: it
+/// holds the token key and the password hashes. SQLite gives its `-wal` and `-shm` files
+/// the mode of the database file; ones left by an older start are restricted here too.
+fn restrict_sqlite_files(url: &str) -> Result<(), DbErr> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::str::FromStr;
+
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| DbErr::Custom(format!("unreadable SQLite URL: {e}")))?;
+    let path = options.get_filename();
+    let failed = |what: &str, e: std::io::Error| {
+        DbErr::Custom(format!("could not {what} {}: {e}", path.display()))
+    };
+    if !path.exists() && url.contains("mode=rwc") {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .or_else(|e| match e.kind() {
+                // Another instance created it at the same moment.
+                std::io::ErrorKind::AlreadyExists => Ok(std::fs::File::open(path)?),
+                _ => Err(e),
+            })
+            .map_err(|e| failed("create", e))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = ?file, %e, "could not make the database file private"),
+        }
+    }
+    Ok(())
 }
 
 fn sqlite_options(url: &str, connections: u32, read_only: bool) -> ConnectOptions {
