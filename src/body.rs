@@ -1,6 +1,8 @@
-//! Reading request bodies: gzip or identity, at most 64 KiB after decompression.
+//! Reading request bodies: gzip or identity, at most 64 KiB after decompression, whole
+//! within a deadline.
 
 use std::io::Read;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
@@ -17,9 +19,24 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How much larger than its content a gzip stream may be (headers, stored blocks).
 const GZIP_SLACK: usize = 1024;
 
-/// Reads the whole body, decompressing gzip, refusing other encodings (415) and anything
-/// over [`MAX_BODY`] (413).
-pub async fn read(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
+/// How long a whole request body may take to arrive, shared with every handler.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub Duration);
+
+/// Reads the whole body, decompressing gzip, refusing other encodings (415), anything
+/// over [`MAX_BODY`] (413) and a body that is not complete within the [`BodyDeadline`]
+/// (408, and the connection is closed).
+pub async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, ApiError> {
+    let deadline = req
+        .app_data::<web::Data<BodyDeadline>>()
+        .ok_or_else(|| ApiError::internal("the body deadline is not configured"))?
+        .0;
+    tokio::time::timeout(deadline, read_within(req, payload))
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?
+}
+
+async fn read_within(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
     let gzip = match req.headers().get(header::CONTENT_ENCODING) {
         None => false,
         Some(value) => match value.to_str().map(|v| v.trim().to_ascii_lowercase()) {

@@ -1,5 +1,6 @@
 //! Every setting of the service, read in one place: flag, then environment, then `.env`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
@@ -27,12 +28,14 @@ pub struct Settings {
     )]
     pub database_uri: String,
 
-    /// Base URL of the accrual system. Unset: the bundled emulator runs in-process (demo mode).
-    #[arg(short = 'r', long = "accrual-address", env = "ACCRUAL_SYSTEM_ADDRESS")]
+    /// Base URL of the accrual system. Unset: the bundled emulator runs in-process (demo
+    /// mode); set but empty is an error.
+    #[arg(short = 'r', long = "accrual-address", env = "ACCRUAL_SYSTEM_ADDRESS", value_parser = accrual_address)]
     pub accrual_address: Option<String>,
 
-    /// Key that signs tokens. Unset: generated at first start and kept in the database.
-    #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
+    /// Key that signs tokens, at least 32 bytes. Unset: generated at first start and kept
+    /// in the database.
+    #[arg(long, env = "TOKEN_SECRET", hide_env_values = true, value_parser = token_secret)]
     pub token_secret: Option<String>,
 
     /// How long a token stays valid.
@@ -83,21 +86,92 @@ pub struct Settings {
     #[arg(long, env = "ACCRUAL_DEFAULT_PAUSE", default_value = "60s", value_parser = positive_duration)]
     pub accrual_default_pause: Duration,
 
-    /// Address of the in-process emulator, used only when no accrual address is set.
-    #[arg(long, env = "EMULATOR_ADDRESS", default_value = "127.0.0.1:8081")]
+    /// Address of the in-process emulator (loopback only), used only when no accrual
+    /// address is set.
+    #[arg(long, env = "EMULATOR_ADDRESS", default_value = "127.0.0.1:8081", value_parser = loopback_address)]
     pub emulator_address: String,
+
+    /// Register and login requests per minute from one client address (0 = no limit).
+    #[arg(long, env = "AUTH_RATE_PER_IP", default_value_t = 60)]
+    pub auth_rate_per_ip: u32,
+
+    /// Login attempts per minute for one login name (0 = no limit).
+    #[arg(long, env = "AUTH_RATE_PER_LOGIN", default_value_t = 10)]
+    pub auth_rate_per_login: u32,
+
+    /// Order uploads per minute by one shopper (0 = no limit).
+    #[arg(long, env = "UPLOAD_RATE_PER_USER", default_value_t = 600)]
+    pub upload_rate_per_user: u32,
+
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated addresses).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy_address)]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// Deadline for reading a whole request body.
+    #[arg(long, env = "BODY_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub body_timeout: Duration,
 }
+
+/// The shortest token key accepted, in bytes.
+pub const MIN_TOKEN_SECRET: usize = 32;
 
 impl Settings {
     /// The accrual system's base URL with a scheme and without a trailing slash, or
     /// `None` when the emulator is to be used.
     pub fn accrual_base_url(&self) -> Option<String> {
-        self.accrual_address
-            .as_deref()
-            .map(str::trim)
-            .filter(|address| !address.is_empty())
-            .map(with_scheme)
+        self.accrual_address.as_deref().map(with_scheme)
     }
+}
+
+/// A token key long enough that it cannot be guessed.
+fn token_secret(text: &str) -> Result<String, String> {
+    if text.len() < MIN_TOKEN_SECRET {
+        return Err(format!(
+            "the token key must be at least {MIN_TOKEN_SECRET} bytes (it is {}); leave it unset to have one generated",
+            text.len()
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// An accrual address: set means set. An empty value would otherwise start the demo
+/// emulator in production by accident.
+fn accrual_address(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(
+            "the accrual address is empty; unset it to run the demo emulator, or give the accrual system's URL"
+                .to_owned(),
+        );
+    }
+    Ok(text.to_owned())
+}
+
+/// A listen address on the loopback interface: whoever reaches the emulator can mint
+/// points, so it never listens elsewhere.
+fn loopback_address(text: &str) -> Result<String, String> {
+    let text = listen_address(text);
+    let text = match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text,
+    };
+    let address: SocketAddr = text
+        .parse()
+        .map_err(|e| format!("expected an address like 127.0.0.1:8081: {e}"))?;
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "the emulator listens on loopback only (127.0.0.1 or [::1]), not {}",
+            address.ip()
+        ));
+    }
+    Ok(address.to_string())
+}
+
+/// One trusted proxy address.
+fn proxy_address(text: &str) -> Result<IpAddr, String> {
+    text.trim()
+        .parse()
+        .map_err(|e| format!("expected an IP address: {e}"))
 }
 
 /// `localhost:8081` → `http://localhost:8081`; a trailing slash is dropped.
@@ -166,5 +240,24 @@ mod tests {
             settings.accrual_base_url().as_deref(),
             Some("http://localhost:8081")
         );
+        assert!(Settings::try_parse_from(["gophermart", "-r", ""]).is_err());
+        assert!(Settings::try_parse_from(["gophermart", "-r", "  "]).is_err());
+    }
+
+    #[test]
+    fn dangerous_settings_are_refused() {
+        let parse = |args: &[&str]| {
+            Settings::try_parse_from([&["gophermart"], args].concat()).map_err(|e| e.to_string())
+        };
+        let short = parse(&["--token-secret", "a"]).expect_err("a one-byte key");
+        assert!(short.contains("at least 32 bytes"), "{short}");
+        assert!(parse(&["--token-secret", &"k".repeat(32)]).is_ok());
+        let public = parse(&["--emulator-address", "0.0.0.0:8081"]).expect_err("every interface");
+        assert!(public.contains("loopback only"), "{public}");
+        assert!(parse(&["--emulator-address", ":8081"]).is_err());
+        assert!(parse(&["--emulator-address", "[::1]:8081"]).is_ok());
+        let proxies = parse(&["--trusted-proxies", "10.0.0.1, ::1"]).expect("two proxies");
+        assert_eq!(proxies.trusted_proxies.len(), 2);
+        assert!(parse(&["--trusted-proxies", "proxy.local"]).is_err());
     }
 }

@@ -29,6 +29,23 @@ pub enum ApiError {
     /// The order number is not digits or fails the Luhn check.
     #[error("{0}")]
     Unprocessable(String),
+    /// A state-changing request sent by a page of another site.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Over a rate limit; `Retry-After` says when to come back.
+    #[error("{reason}")]
+    TooManyRequests {
+        /// What was limited.
+        reason: &'static str,
+        /// Seconds until the next request may pass (at least 1).
+        retry_after: u64,
+    },
+    /// The body did not arrive within the deadline.
+    #[error("the request body was not received in time")]
+    RequestTimeout,
+    /// Too much work queued already; `Retry-After` says when to come back.
+    #[error("{0}; try again shortly")]
+    Busy(&'static str),
     /// Our own failure; the cause goes to the log only.
     #[error("internal error")]
     Internal(String),
@@ -51,6 +68,10 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,8 +82,21 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.content_type("text/plain; charset=utf-8");
-        if matches!(self, ApiError::Unauthorized(_)) {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Busy(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            // The rest of the body may still be on its way: do not read it.
+            ApiError::RequestTimeout => {
+                response.insert_header((header::CONNECTION, "close"));
+            }
+            _ => {}
         }
         response.body(self.to_string())
     }

@@ -6,9 +6,11 @@ pub mod body;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod protect;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod throttle;
 
 pub use config::Settings;
 pub use startup::Application;

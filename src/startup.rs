@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::middleware::Compress;
+use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use gophermart_actors::account::{AccountRegistry, Accounts};
@@ -20,15 +20,51 @@ use rand::RngCore;
 use tracing::Instrument;
 
 use crate::auth::{PasswordHasher, Tokens};
+use crate::body::BodyDeadline;
 use crate::config::{listen_address, with_scheme, Settings};
 use crate::emulator::{self, EmulatorSettings};
+use crate::protect;
 use crate::routes;
+use crate::throttle::Throttles;
 
 /// Seconds the server waits for in-flight requests after a stop signal.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
 /// How long a stop waits for accrual answers in flight to be persisted.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the request line and headers may take to arrive.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a closing connection may take to receive the rest of its answer.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// File descriptors kept out of the connection budget: database connections, the accrual
+/// client's pool, the emulator, logs, the listener.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the open-file limit to what the system allows and gives each worker its share
+/// of it as connections, so that the service refuses to accept rather than runs out of
+/// descriptors for its own database.
+fn connection_budget(workers: usize) -> usize {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => files,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the open-file limit; assuming 1024");
+            1024
+        }
+    };
+    let per_worker = files.saturating_sub(RESERVED_FILES).max(64) / workers.max(1) as u64;
+    let per_worker = usize::try_from(per_worker)
+        .unwrap_or(usize::MAX)
+        .min(25_000);
+    tracing::info!(
+        open_files = files,
+        connections_per_worker = per_worker,
+        "connection budget"
+    );
+    per_worker
+}
 
 /// A built service, bound to its port and ready to run.
 pub struct Application {
@@ -50,12 +86,15 @@ impl Application {
             .await
             .context("Failed to migrate the database")?;
 
-        let secret = match settings.token_secret.clone().filter(|s| !s.is_empty()) {
+        let secret = match settings.token_secret.clone() {
             Some(secret) => secret,
             None => settings::get_or_insert(&db, "token_secret", generate_secret)
                 .await
                 .context("Failed to load the token key")?,
         };
+        let password_key = settings::get_or_insert(&db, "password_key", generate_secret)
+            .await
+            .context("Failed to load the password key")?;
         let tokens = Tokens::new(
             secret.as_bytes(),
             settings.token_ttl,
@@ -63,10 +102,18 @@ impl Application {
         );
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let cost = settings.bcrypt_cost;
-        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, cores))
-            .await
-            .context("Failed to prepare password hashing")?
-            .context("Failed to prepare password hashing")?;
+        let hasher = tokio::task::spawn_blocking(move || {
+            PasswordHasher::new(cost, password_key.as_bytes(), cores)
+        })
+        .await
+        .context("Failed to prepare password hashing")?
+        .context("Failed to prepare password hashing")?;
+        let throttles = Throttles::new(
+            settings.auth_rate_per_ip,
+            settings.auth_rate_per_login,
+            settings.upload_rate_per_user,
+            settings.trusted_proxies.clone(),
+        );
 
         let (accrual_url, emulator) = match settings.accrual_base_url() {
             Some(url) => (url, None),
@@ -103,14 +150,19 @@ impl Application {
         let listener =
             TcpListener::bind(&address).with_context(|| format!("Failed to bind {address}"))?;
         let port = listener.local_addr()?.port();
-        let (accounts, orders, hasher, tokens) = (
+        let (accounts, orders, hasher, tokens, throttles, deadline) = (
             web::Data::new(accounts),
             web::Data::new(orders),
             web::Data::new(hasher),
             web::Data::new(tokens),
+            web::Data::new(throttles),
+            web::Data::new(BodyDeadline(settings.body_timeout)),
         );
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let max_connections = connection_budget(workers);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(protect::guard))
                 .wrap(Compress::default())
                 .wrap_fn(|req, srv| {
                     let span = tracing::info_span!(
@@ -137,9 +189,19 @@ impl Application {
                 .app_data(orders.clone())
                 .app_data(hasher.clone())
                 .app_data(tokens.clone())
+                .app_data(throttles.clone())
+                .app_data(deadline.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .workers(workers)
+        // Connections past this wait in the listen backlog instead of failing with "too
+        // many open files" after they are accepted.
+        .max_connections(max_connections)
+        // Headers must arrive within this; a body has its own deadline (BODY_TIMEOUT).
+        .client_request_timeout(HEADER_TIMEOUT)
+        // A client gets this long to take the last of an answer before it is dropped.
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .listen(listener)?
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         // actix stops at once on SIGINT; both signals must let in-flight requests finish.

@@ -282,7 +282,9 @@ pub struct TestApp {
     db: Option<TestDb>,
 }
 
-/// The arguments every test server gets: random port, fast bcrypt.
+/// The arguments every test server gets: random port, fast bcrypt, and no rate limits on
+/// sign-ins and uploads (tests register and upload in bulk; the limits have tests of
+/// their own).
 pub fn base_args(db: &TestDb, accrual_url: &str) -> Vec<String> {
     [
         "gophermart",
@@ -301,7 +303,13 @@ pub fn base_args(db: &TestDb, accrual_url: &str) -> Vec<String> {
         "--accrual-unknown-retry-max",
         "500ms",
         "--token-secret",
-        "test-secret",
+        "test-secret-test-secret-test-secret",
+        "--auth-rate-per-ip",
+        "0",
+        "--auth-rate-per-login",
+        "0",
+        "--upload-rate-per-user",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())

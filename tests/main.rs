@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod abuse;
 mod accrual;
 mod balance;
 mod emulator;

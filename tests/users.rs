@@ -180,7 +180,7 @@ async fn missing_malformed_and_forged_tokens_get_401(backend: Backend) {
         encode(
             &Header::default(),
             &claims,
-            &EncodingKey::from_secret(b"test-secret"),
+            &EncodingKey::from_secret(b"test-secret-test-secret-test-secret"),
         )
         .unwrap()
     };
@@ -247,7 +247,7 @@ async fn a_genuine_token_for_a_user_this_database_lacks_gets_401(backend: Backen
     let token = encode(
         &Header::default(),
         &claims,
-        &EncodingKey::from_secret(b"test-secret"),
+        &EncodingKey::from_secret(b"test-secret-test-secret-test-secret"),
     )
     .unwrap();
     let balance = app.get("/api/user/balance", Some(&token)).await;

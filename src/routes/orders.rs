@@ -11,6 +11,7 @@ use super::{json_list, rfc3339};
 use crate::auth::AuthUser;
 use crate::body;
 use crate::error::ApiError;
+use crate::throttle::Throttles;
 
 /// `POST /api/user/orders`: a `text/plain` order number.
 #[instrument(skip_all, fields(user = %user.0))]
@@ -19,7 +20,9 @@ pub async fn upload(
     req: HttpRequest,
     payload: web::Payload,
     registry: web::Data<Addr<OrderRegistry>>,
+    throttles: web::Data<Throttles>,
 ) -> Result<HttpResponse, ApiError> {
+    throttles.uploads.check(&user.0)?;
     let bytes = body::read(&req, payload).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::BadRequest("the body is not valid UTF-8".into()))?;

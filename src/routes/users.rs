@@ -5,9 +5,10 @@ use gophermart_actors::account::Accounts;
 use serde::Deserialize;
 use tracing::instrument;
 
-use crate::auth::{PasswordHasher, Tokens};
+use crate::auth::{PasswordHasher, Tokens, Verdict};
 use crate::body;
 use crate::error::ApiError;
+use crate::throttle::Throttles;
 
 /// The longest login, in Unicode code points.
 const MAX_LOGIN_CHARS: usize = 256;
@@ -51,7 +52,9 @@ pub async fn register(
     accounts: web::Data<Accounts>,
     hasher: web::Data<PasswordHasher>,
     tokens: web::Data<Tokens>,
+    throttles: web::Data<Throttles>,
 ) -> Result<HttpResponse, ApiError> {
+    throttles.sign_in.check(&throttles.client(&req))?;
     let pair = read_pair(&body::read(&req, payload).await?)?;
     if let Some(reason) = login_problem(&pair.login) {
         return Err(ApiError::BadRequest(reason));
@@ -75,8 +78,14 @@ pub async fn login(
     accounts: web::Data<Accounts>,
     hasher: web::Data<PasswordHasher>,
     tokens: web::Data<Tokens>,
+    throttles: web::Data<Throttles>,
 ) -> Result<HttpResponse, ApiError> {
+    throttles.sign_in.check(&throttles.client(&req))?;
     let pair = read_pair(&body::read(&req, payload).await?)?;
+    // Guessing at one login is refused before any hashing, whatever address it comes from.
+    throttles
+        .login
+        .check(&pair.login.chars().take(MAX_LOGIN_CHARS).collect())?;
     // A login that could never have been registered is not looked up (PostgreSQL refuses
     // NUL in text); it is verified against the dummy hash like any unknown login.
     let found = match login_problem(&pair.login) {
@@ -88,9 +97,16 @@ pub async fn login(
         .unzip();
     // An unknown login is verified against a dummy hash: the same time either way, so
     // answers tell nothing about which logins exist.
-    let valid = hasher.verify(pair.password, hash).await?;
-    match user {
-        Some(user) if valid => tokens.signed_in(user),
-        _ => Err(ApiError::Unauthorized("wrong login or password")),
+    let verdict = hasher.verify(pair.password, hash.clone()).await?;
+    let (Some(user), Some(old), Verdict::Right { rehash }) = (user, hash, verdict) else {
+        return Err(ApiError::Unauthorized("wrong login or password"));
+    };
+    if let Some(new) = rehash {
+        // The sign-in stands even if the upgrade cannot be stored; the next one retries.
+        match accounts.replace_password_hash(user, old, new).await {
+            Ok(_) => tracing::info!(%user, "password hash upgraded"),
+            Err(error) => tracing::warn!(%user, %error, "could not upgrade the password hash"),
+        }
     }
+    tokens.signed_in(user)
 }

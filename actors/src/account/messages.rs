@@ -66,6 +66,25 @@ pub struct FindLogin {
     pub login: String,
 }
 
+/// Replaces a user's password hash with one of the current scheme and cost, unless it
+/// changed since `old` was read.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, AccountError>")]
+pub struct ReplacePasswordHash {
+    /// Whose.
+    pub user: UserId,
+    /// The hash the password was verified against.
+    pub old: String,
+    /// The hash to store instead.
+    pub new: String,
+}
+
+/// Confirms that the user has an account (a token can outlive its user when a database
+/// is reset under a configured key).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), AccountError>")]
+pub struct CheckAccount;
+
 /// Finds the user's account actor, starting it when it is not running.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Addr<AccountActor>")]

@@ -108,6 +108,15 @@ impl Handler<GetBalance> for AccountActor {
     }
 }
 
+impl Handler<CheckAccount> for AccountActor {
+    type Result = AtomicResponse<Self, Result<(), AccountError>>;
+
+    fn handle(&mut self, _: CheckAccount, _: &mut Self::Context) -> Self::Result {
+        // A warm account answers from memory; a cold one loads, or is `UnknownUser`.
+        self.mutate(|_, state, _| async move { Ok(((), state)) })
+    }
+}
+
 impl Handler<Withdraw> for AccountActor {
     type Result = AtomicResponse<Self, Result<store::WithdrawOutcome, AccountError>>;
 

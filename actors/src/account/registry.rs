@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use super::messages::{FindLogin, GetAccount, OpenAccount};
+use super::messages::{FindLogin, GetAccount, OpenAccount, ReplacePasswordHash};
 use super::store::{self, Credentials};
 use super::AccountActor;
 use crate::db::Db;
@@ -78,6 +78,18 @@ impl Handler<FindLogin> for AccountRegistry {
     }
 }
 
+impl Handler<ReplacePasswordHash> for AccountRegistry {
+    type Result = ResponseFuture<Result<bool, AccountError>>;
+
+    fn handle(&mut self, msg: ReplacePasswordHash, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        // Conditional on the old hash: of two logins upgrading at once, one writes.
+        Box::pin(
+            async move { store::replace_password_hash(&db, msg.user, &msg.old, &msg.new).await },
+        )
+    }
+}
+
 /// The handle the rest of the service uses to reach accounts.
 #[derive(Clone)]
 pub struct Accounts {
@@ -122,6 +134,18 @@ impl Accounts {
                 login,
                 password_hash,
             })
+            .await?
+    }
+
+    /// Replaces an outdated password hash; `false` when it changed meanwhile.
+    pub async fn replace_password_hash(
+        &self,
+        user: UserId,
+        old: String,
+        new: String,
+    ) -> Result<bool, AccountError> {
+        self.registry
+            .send(ReplacePasswordHash { user, old, new })
             .await?
     }
 

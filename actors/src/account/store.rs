@@ -120,6 +120,24 @@ pub async fn find_user(db: &Db, login: &str) -> Result<Option<Credentials>, Acco
     }))
 }
 
+/// Stores `new` as the user's password hash if it is still `old`; `false` when it was
+/// changed meanwhile (another login upgraded it first).
+#[instrument(skip_all, fields(user = %user))]
+pub async fn replace_password_hash(
+    db: &Db,
+    user: UserId,
+    old: &str,
+    new: &str,
+) -> Result<bool, AccountError> {
+    let updated = users::Entity::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(new))
+        .filter(users::Column::Id.eq(user.0))
+        .filter(users::Column::PasswordHash.eq(old))
+        .exec(&db.writer)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
 /// Reads a user's balance.
 pub async fn load(db: &impl ConnectionTrait, user: UserId) -> Result<AccountState, AccountError> {
     let row = accounts::Entity::find_by_id(user.0)
