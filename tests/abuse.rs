@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{
     base_args, bearer, eventually, order_number, spawn_app_with, with_flag, Backend, TestAccrual,
-    TestApp, TestDb, TestUser,
+    TestApp, TestDb,
 };
 use crate::scripted::{Reply, ScriptedAccrual};
 
@@ -24,7 +24,6 @@ crate::on_both_backends!(
     a_full_hashing_queue_refuses_at_once_with_503,
     uploads_are_limited_per_shopper,
     state_changing_requests_from_other_sites_are_refused,
-    a_genuine_token_of_a_user_the_database_lacks_is_401_everywhere,
     a_redirect_from_the_accrual_system_is_not_followed,
     an_oversized_accrual_answer_is_refused_without_reading_it_whole,
     a_quiet_shoppers_order_goes_before_a_noisy_shoppers_backlog,
@@ -335,41 +334,6 @@ async fn state_changing_requests_from_other_sites_are_refused(backend: Backend) 
     assert_eq!(
         balance.headers().get("cache-control").map(|v| v.as_bytes()),
         Some(&b"no-store"[..])
-    );
-}
-
-async fn a_genuine_token_of_a_user_the_database_lacks_is_401_everywhere(backend: Backend) {
-    let app = app_with(backend, &[]).await;
-    let now = jsonwebtoken::get_current_timestamp();
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": "987654", "iat": now, "exp": now + 600}),
-        &jsonwebtoken::EncodingKey::from_secret(b"test-secret-test-secret-test-secret"),
-    )
-    .expect("sign a token");
-    let ghost = TestUser {
-        login: "ghost".into(),
-        password: "ghost".into(),
-        token,
-    };
-    for path in [
-        "/api/user/orders",
-        "/api/user/withdrawals",
-        "/api/user/balance/withdrawals",
-        "/api/user/balance",
-    ] {
-        let response = app.get(path, Some(&ghost.token)).await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
-    }
-    assert_eq!(
-        app.post_order(&ghost, &order_number()).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.post_withdraw(&ghost, &json!({"order": order_number(), "sum": 1}))
-            .await
-            .status(),
-        StatusCode::UNAUTHORIZED
     );
 }
 

@@ -176,6 +176,21 @@ async fn orders_answer_202_then_409_and_400_for_a_bad_luhn() {
 }
 
 #[actix_web::test]
+async fn an_order_lists_at_most_1000_goods() {
+    let app = spawn_instant();
+    let goods = |n: usize| json!(vec![json!({"description": "x", "price": 1}); n]);
+    assert_eq!(
+        app.post_order(order(&luhn("1000"), goods(1000))).await,
+        StatusCode::ACCEPTED
+    );
+    let too_many = app
+        .post_raw("/api/orders", &order(&luhn("1001"), goods(1001)).to_string())
+        .await;
+    assert_eq!(too_many.status(), StatusCode::BAD_REQUEST);
+    assert!(too_many.text().await.unwrap().contains("at most 1000 goods"));
+}
+
+#[actix_web::test]
 async fn an_unknown_or_malformed_order_answers_204_with_an_empty_body() {
     let app = spawn_instant();
     for number in [luhn("555"), "abc".to_owned()] {

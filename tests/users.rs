@@ -1,10 +1,14 @@
 //! Registration, login and authentication.
 
+use std::time::Instant;
+
 use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::json;
 
 use crate::helpers::{
-    base_args, bearer, spawn_app, spawn_app_with, Backend, TestAccrual, TestApp, TestDb,
+    base_args, bearer, order_number, spawn_app, spawn_app_with, with_flag, Backend, TestAccrual,
+    TestApp, TestDb,
 };
 
 crate::on_both_backends!(
@@ -18,6 +22,9 @@ crate::on_both_backends!(
     missing_malformed_and_forged_tokens_get_401,
     tokens_survive_a_restart_over_the_same_database,
     a_genuine_token_for_a_user_this_database_lacks_gets_401,
+    outdated_password_hashes_are_replaced_at_the_next_successful_login,
+    a_wrong_password_under_a_cheaper_hash_takes_as_long_as_an_unknown_login,
+    the_course_flow_passes_with_the_default_rate_limits,
 );
 
 async fn register_answers_200_with_a_bearer_header_and_an_httponly_cookie(backend: Backend) {
@@ -250,9 +257,177 @@ async fn a_genuine_token_for_a_user_this_database_lacks_gets_401(backend: Backen
         &EncodingKey::from_secret(b"test-secret-test-secret-test-secret"),
     )
     .unwrap();
-    let balance = app.get("/api/user/balance", Some(&token)).await;
-    assert_eq!(balance.status(), StatusCode::UNAUTHORIZED);
+    for path in [
+        "/api/user/balance",
+        "/api/user/orders",
+        "/api/user/withdrawals",
+        "/api/user/balance/withdrawals",
+    ] {
+        let response = app.get(path, Some(&token)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
     assert_writes_get_401(&app, Some(&token)).await;
+}
+
+/// The password hash stored for `login`.
+async fn stored_hash(app: &TestApp, login: &str) -> String {
+    let db = Database::connect(app.db_url()).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                DbBackend::Postgres => "SELECT password_hash FROM users WHERE login = $1",
+                _ => "SELECT password_hash FROM users WHERE login = ?",
+            },
+            [login.into()],
+        ))
+        .await
+        .unwrap()
+        .expect("the user exists");
+    let hash = row.try_get::<String>("", "password_hash").unwrap();
+    db.close().await.unwrap();
+    hash
+}
+
+/// Overwrites the password hash stored for `login`.
+async fn store_hash(app: &TestApp, login: &str, hash: &str) {
+    let db = Database::connect(app.db_url()).await.unwrap();
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => "UPDATE users SET password_hash = $1 WHERE login = $2",
+        _ => "UPDATE users SET password_hash = ? WHERE login = ?",
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [hash.into(), login.into()],
+    ))
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+}
+
+async fn outdated_password_hashes_are_replaced_at_the_next_successful_login(backend: Backend) {
+    use sha2::{Digest, Sha256};
+    let db = TestDb::create(backend).await;
+    let accrual = TestAccrual::instant();
+    let args = base_args(&db, &accrual.url);
+    let app = spawn_app_with(db, args.clone(), Some(accrual)).await;
+    let user = app.register_user().await;
+    assert!(stored_hash(&app, &user.login).await.starts_with("hmac-sha256$$2b$04$"));
+
+    // A hash of the earlier scheme: bcrypt over the plain SHA-256 of the password, which
+    // leaked unsalted SHA-256 hashes from elsewhere could be tried against.
+    let digest: String = Sha256::digest(user.password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let legacy = bcrypt::hash(digest, 4).unwrap();
+    store_hash(&app, &user.login, &legacy).await;
+    let pair = |password: &str| json!({"login": user.login, "password": password});
+    assert_eq!(
+        app.post_login(&pair("wrong")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(stored_hash(&app, &user.login).await, legacy);
+    assert_eq!(
+        app.post_login(&pair(&user.password)).await.status(),
+        StatusCode::OK,
+        "nobody is locked out by the new scheme"
+    );
+    let upgraded = stored_hash(&app, &user.login).await;
+    assert!(upgraded.starts_with("hmac-sha256$$2b$04$"), "{upgraded}");
+    assert_eq!(
+        app.post_login(&pair(&user.password)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(stored_hash(&app, &user.login).await, upgraded, "hashed once");
+
+    // Restarted at another cost: the next sign-in re-hashes at it.
+    let db = app.stop().await;
+    let app = spawn_app_with(
+        db,
+        with_flag(args, "--bcrypt-cost", "6"),
+        Some(TestAccrual::instant()),
+    )
+    .await;
+    assert_eq!(
+        app.post_login(&pair(&user.password)).await.status(),
+        StatusCode::OK
+    );
+    let rehashed = stored_hash(&app, &user.login).await;
+    assert!(rehashed.starts_with("hmac-sha256$$2b$06$"), "{rehashed}");
+}
+
+async fn a_wrong_password_under_a_cheaper_hash_takes_as_long_as_an_unknown_login(
+    backend: Backend,
+) {
+    let db = TestDb::create(backend).await;
+    let accrual = TestAccrual::instant();
+    let args = base_args(&db, &accrual.url);
+    let app = spawn_app_with(db, args.clone(), Some(accrual)).await;
+    let user = app.register_user().await;
+    let db = app.stop().await;
+    let app = spawn_app_with(
+        db,
+        with_flag(args, "--bcrypt-cost", "10"),
+        Some(TestAccrual::instant()),
+    )
+    .await;
+    let median_login = |login: String| {
+        let app = &app;
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let at = Instant::now();
+                let response = app
+                    .post_login(&json!({"login": login, "password": "wrong"}))
+                    .await;
+                times.push(at.elapsed());
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            }
+            times.sort();
+            times[2]
+        }
+    };
+    let existing = median_login(user.login.clone()).await;
+    let unknown = median_login("nobody-at-all".to_owned()).await;
+    assert!(
+        existing * 2 >= unknown,
+        "an existing login answers in {existing:?}, an unknown one in {unknown:?}"
+    );
+}
+
+async fn the_course_flow_passes_with_the_default_rate_limits(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let accrual = TestAccrual::instant();
+    let mut args = base_args(&db, &accrual.url);
+    for flag in [
+        "--auth-rate-per-ip",
+        "--auth-rate-per-login",
+        "--upload-rate-per-user",
+    ] {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args.drain(at..at + 2);
+    }
+    let app = spawn_app_with(db, args, Some(accrual)).await;
+    // As the course's suite does: a handful of shoppers, each registering, signing in
+    // twice, uploading, spending and listing.
+    for _ in 0..5 {
+        let user = app.register_user().await;
+        for _ in 0..2 {
+            let response = app
+                .post_login(&json!({"login": user.login, "password": user.password}))
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        app.fund(&user, json!(729.98)).await;
+        let withdraw = app
+            .post_withdraw(&user, &json!({"order": order_number(), "sum": 700}))
+            .await;
+        assert_eq!(withdraw.status(), StatusCode::OK);
+        assert_eq!(app.balance(&user).await, ("29.98".into(), "700".into()));
+        assert_eq!(app.get_orders(&user).await.status(), StatusCode::OK);
+    }
 }
 
 /// An upload and a withdrawal with `token` (or none) are both refused with `401`.

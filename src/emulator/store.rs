@@ -133,3 +133,28 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::rules::RewardType;
+    use super::*;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn the_rules_are_capped_and_a_match_is_registered_once() {
+        let store = Store::new(Duration::ZERO);
+        let reward = Reward {
+            amount: Decimal::ONE,
+            kind: RewardType::Points,
+        };
+        assert_eq!(store.add_rule("a".into(), reward), Ok(()));
+        assert_eq!(store.add_rule("a".into(), reward), Err(RuleRefusal::Taken));
+        for i in 1..MAX_RULES {
+            assert_eq!(store.add_rule(format!("rule {i}"), reward), Ok(()));
+        }
+        assert_eq!(
+            store.add_rule("one too many".into(), reward),
+            Err(RuleRefusal::Full)
+        );
+    }
+}
