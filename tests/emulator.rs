@@ -184,10 +184,17 @@ async fn an_order_lists_at_most_1000_goods() {
         StatusCode::ACCEPTED
     );
     let too_many = app
-        .post_raw("/api/orders", &order(&luhn("1001"), goods(1001)).to_string())
+        .post_raw(
+            "/api/orders",
+            &order(&luhn("1001"), goods(1001)).to_string(),
+        )
         .await;
     assert_eq!(too_many.status(), StatusCode::BAD_REQUEST);
-    assert!(too_many.text().await.unwrap().contains("at most 1000 goods"));
+    assert!(too_many
+        .text()
+        .await
+        .unwrap()
+        .contains("at most 1000 goods"));
 }
 
 #[actix_web::test]

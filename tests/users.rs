@@ -313,7 +313,9 @@ async fn outdated_password_hashes_are_replaced_at_the_next_successful_login(back
     let args = base_args(&db, &accrual.url);
     let app = spawn_app_with(db, args.clone(), Some(accrual)).await;
     let user = app.register_user().await;
-    assert!(stored_hash(&app, &user.login).await.starts_with("hmac-sha256$$2b$04$"));
+    assert!(stored_hash(&app, &user.login)
+        .await
+        .starts_with("hmac-sha256$$2b$04$"));
 
     // A hash of the earlier scheme: bcrypt over the plain SHA-256 of the password, which
     // leaked unsalted SHA-256 hashes from elsewhere could be tried against.
@@ -340,7 +342,11 @@ async fn outdated_password_hashes_are_replaced_at_the_next_successful_login(back
         app.post_login(&pair(&user.password)).await.status(),
         StatusCode::OK
     );
-    assert_eq!(stored_hash(&app, &user.login).await, upgraded, "hashed once");
+    assert_eq!(
+        stored_hash(&app, &user.login).await,
+        upgraded,
+        "hashed once"
+    );
 
     // Restarted at another cost: the next sign-in re-hashes at it.
     let db = app.stop().await;
@@ -358,9 +364,7 @@ async fn outdated_password_hashes_are_replaced_at_the_next_successful_login(back
     assert!(rehashed.starts_with("hmac-sha256$$2b$06$"), "{rehashed}");
 }
 
-async fn a_wrong_password_under_a_cheaper_hash_takes_as_long_as_an_unknown_login(
-    backend: Backend,
-) {
+async fn a_wrong_password_under_a_cheaper_hash_takes_as_long_as_an_unknown_login(backend: Backend) {
     let db = TestDb::create(backend).await;
     let accrual = TestAccrual::instant();
     let args = base_args(&db, &accrual.url);
