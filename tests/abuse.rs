@@ -221,7 +221,7 @@ async fn sign_ins_are_limited_per_client_address_and_proxies_count_only_when_tru
 }
 
 async fn a_full_hashing_queue_refuses_at_once_with_503(backend: Backend) {
-    let app = app_with(backend, &[("--bcrypt-cost", "11")]).await;
+    let app = app_with(backend, &[("--bcrypt-cost", "9")]).await;
     let logins = (0..100).map(|i| {
         let body = json!({"login": format!("nobody-{i}"), "password": "secret"});
         let app = &app;
