@@ -39,6 +39,12 @@ pub enum OrderNumberError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OrderNumber(String);
 
+impl Serialize for OrderNumber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 impl OrderNumber {
     /// The longest number accepted. Numbers are unique-indexed; a bound keeps every
     /// index entry well inside PostgreSQL's B-tree row limit.
@@ -224,6 +230,24 @@ impl Serialize for Points {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // A raw value makes serde_json write the decimal's own text: a number, never a
         // float's approximation and never a string.
+        let raw = RawValue::from_string(self.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+/// A signed amount of hundredths as the statement and the figures show it: `-751`,
+/// `500.5`, `0`. Written as a JSON number from its decimal text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Cents(pub i64);
+
+impl fmt::Display for Cents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Decimal::new(self.0, 2).normalize().fmt(f)
+    }
+}
+
+impl Serialize for Cents {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let raw = RawValue::from_string(self.to_string()).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
     }

@@ -10,11 +10,14 @@ pub struct Model {
     pub user_id: i64,
     /// Signed change in hundredths: positive for accruals, negative for withdrawals.
     pub delta: i64,
-    /// `accrual` or `withdrawal`.
+    /// The kind of change: `accrual` or `withdrawal` (later `redemption`, `refund`,
+    /// `coupon`).
     pub cause: String,
-    /// The order number the change is about.
+    /// What the change is about: an order number, a redemption id, a coupon code.
     pub reference: String,
     pub created_at: DateTimeWithTimeZone,
+    /// The balance right after this entry, in hundredths.
+    pub balance_after: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,6 +3,7 @@
 pub mod prelude;
 
 pub mod accounts;
+pub mod events;
 pub mod ledger;
 pub mod orders;
 pub mod settings;

@@ -15,6 +15,8 @@ pub struct Model {
     pub uploaded_at: DateTimeWithTimeZone,
     pub attempts: i32,
     pub next_poll_at: Option<DateTimeWithTimeZone>,
+    /// When the order became PROCESSED or INVALID.
+    pub final_at: Option<DateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! The entities under short names.
 
 pub use super::accounts::Entity as Accounts;
+pub use super::events::Entity as Events;
 pub use super::ledger::Entity as Ledger;
 pub use super::orders::Entity as Orders;
 pub use super::settings::Entity as Settings;

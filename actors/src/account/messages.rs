@@ -2,7 +2,7 @@
 
 use actix::{Addr, Message};
 
-use super::store::{Credentials, CreditOutcome, WithdrawOutcome, WithdrawalView};
+use super::store::{Credentials, CreditOutcome, HistoryEntry, WithdrawOutcome, WithdrawalView};
 use super::AccountActor;
 use crate::domain::{OrderNumber, Points, UserId};
 use crate::error::AccountError;
@@ -47,6 +47,17 @@ pub struct Credit {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Vec<WithdrawalView>, AccountError>")]
 pub struct ListWithdrawals;
+
+/// Lists the user's statement, newest first: at most `limit` entries older than
+/// `before`, if given.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Vec<HistoryEntry>, AccountError>")]
+pub struct ListHistory {
+    /// Only entries with a smaller id.
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: u64,
+}
 
 /// Registers a user with an already hashed password and opens their account.
 #[derive(Debug, Clone, Message)]

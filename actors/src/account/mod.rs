@@ -137,6 +137,16 @@ impl Handler<Credit> for AccountActor {
     }
 }
 
+impl Handler<ListHistory> for AccountActor {
+    type Result = ResponseFuture<Result<Vec<store::HistoryEntry>, AccountError>>;
+
+    fn handle(&mut self, msg: ListHistory, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let (db, user) = (self.db.clone(), self.user);
+        Box::pin(async move { store::history(&db, user, msg.before, msg.limit).await })
+    }
+}
+
 impl Handler<ListWithdrawals> for AccountActor {
     type Result = ResponseFuture<Result<Vec<store::WithdrawalView>, AccountError>>;
 

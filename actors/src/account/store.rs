@@ -6,14 +6,16 @@ use gophermart_entities::{accounts, ledger, users, withdrawals};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, TransactionTrait, TryInsertResult,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
 };
+use serde::Serialize;
 use tracing::instrument;
 
 use crate::db::{now, stored_points, Db};
-use crate::domain::{OrderNumber, Points, UserId};
+use crate::domain::{Cents, OrderNumber, Points, UserId};
 use crate::error::AccountError;
-use crate::orders::store as order_store;
+use crate::events::store::{self as events, EventKind};
+use crate::orders::store::{self as order_store, OrderStatus};
 
 /// How often a mutation re-reads the balance and tries again after losing a version race.
 const VERSION_RETRIES: usize = 8;
@@ -102,6 +104,13 @@ pub async fn create_user(
         version: Set(0),
     })
     .exec_without_returning(&txn)
+    .await?;
+    events::record(
+        &txn,
+        EventKind::UserRegistered,
+        Some(user),
+        &Registered { login },
+    )
     .await?;
     txn.commit().await?;
     Ok(user)
@@ -200,6 +209,13 @@ pub async fn withdraw(
         };
         match post(&txn, user, state, change, order).await? {
             Some(next) => {
+                let withdrawn = Withdrawn {
+                    order,
+                    sum,
+                    balance: next.current,
+                    withdrawn: next.withdrawn,
+                };
+                events::record(&txn, EventKind::PointsWithdrawn, Some(user), &withdrawn).await?;
                 txn.commit().await?;
                 return Ok((WithdrawOutcome::Charged, next));
             }
@@ -235,6 +251,12 @@ pub async fn credit(
             let fresh = load(&db.reader, user).await?;
             return Ok((CreditOutcome::AlreadyFinal, fresh));
         }
+        let status = order_store::StatusChanged {
+            order,
+            status: OrderStatus::Processed.as_str(),
+            accrual: (!amount.is_zero()).then_some(amount),
+        };
+        events::record(&txn, EventKind::OrderStatusChanged, Some(user), &status).await?;
         if amount.is_zero() {
             txn.commit().await?;
             return Ok((CreditOutcome::Credited, state));
@@ -247,6 +269,12 @@ pub async fn credit(
         };
         match post(&txn, user, state, change, order).await? {
             Some(next) => {
+                let credited = Credited {
+                    order,
+                    amount,
+                    balance: next.current,
+                };
+                events::record(&txn, EventKind::PointsCredited, Some(user), &credited).await?;
                 txn.commit().await?;
                 return Ok((CreditOutcome::Credited, next));
             }
@@ -278,6 +306,58 @@ pub async fn list_withdrawals(db: &Db, user: UserId) -> Result<Vec<WithdrawalVie
         .collect()
 }
 
+/// One entry of a statement: a change of the balance and the balance right after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The ledger entry's id; pages go `before` it.
+    pub id: i64,
+    /// When.
+    pub at: chrono::DateTime<chrono::FixedOffset>,
+    /// `accrual`, `withdrawal`, …
+    pub kind: String,
+    /// The signed change.
+    pub amount: Cents,
+    /// The balance right after it.
+    pub balance: Cents,
+    /// The order number, redemption id or coupon code it is about.
+    pub reference: String,
+}
+
+/// A user's ledger, newest first: at most `limit` entries older than `before`, if given.
+/// Read straight from the ledger along its `(user_id, id)` index.
+#[instrument(skip_all, fields(user = %user))]
+pub async fn history(
+    db: &Db,
+    user: UserId,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<HistoryEntry>, AccountError> {
+    let mut query = ledger::Entity::find().filter(ledger::Column::UserId.eq(user.0));
+    if let Some(before) = before {
+        query = query.filter(ledger::Column::Id.lt(before));
+    }
+    query
+        .order_by_desc(ledger::Column::Id)
+        .limit(limit)
+        .all(&db.reader)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let balance = row
+                .balance_after
+                .ok_or_else(|| DbErr::Custom(format!("ledger entry {} has no balance", row.id)))?;
+            Ok(HistoryEntry {
+                id: row.id,
+                at: row.created_at,
+                kind: row.cause,
+                amount: Cents(row.delta),
+                balance: Cents(balance),
+                reference: row.reference,
+            })
+        })
+        .collect()
+}
+
 /// Classifies an existing withdrawal of `order`: the same one again, or a different use.
 async fn earlier_withdrawal(
     db: &impl ConnectionTrait,
@@ -296,6 +376,29 @@ async fn earlier_withdrawal(
         }
         Some(_) => Err(AccountError::OrderAlreadyUsed),
     }
+}
+
+/// `user.registered`'s data.
+#[derive(Serialize)]
+struct Registered<'a> {
+    login: &'a str,
+}
+
+/// `points.withdrawn`'s data.
+#[derive(Serialize)]
+struct Withdrawn<'a> {
+    order: &'a OrderNumber,
+    sum: Points,
+    balance: Points,
+    withdrawn: Points,
+}
+
+/// `points.credited`'s data.
+#[derive(Serialize)]
+struct Credited<'a> {
+    order: &'a OrderNumber,
+    amount: Points,
+    balance: Points,
 }
 
 /// One change of a balance: the new totals and the ledger entry that explains them.
@@ -322,6 +425,7 @@ async fn post(
         cause: Set(change.cause.to_owned()),
         reference: Set(order.to_string()),
         created_at: Set(now()),
+        balance_after: Set(Some(change.current.cents())),
         ..Default::default()
     })
     .exec_without_returning(txn)

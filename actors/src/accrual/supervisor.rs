@@ -458,6 +458,7 @@ async fn settle(
         age,
     } = question;
     let attempts = attempts.saturating_add(1);
+    let was = status;
     let (status, retry, failure) = match answer {
         Answer::Processed(amount) => {
             return match accounts
@@ -480,7 +481,7 @@ async fn settle(
             };
         }
         Answer::Invalid => {
-            return match order_store::mark_invalid(db, order).await {
+            return match order_store::mark_invalid(db, user, order).await {
                 Ok(_) => Outcome::Done,
                 Err(error) => again(
                     backoff,
@@ -511,7 +512,9 @@ async fn settle(
     };
     let next = Utc::now().fixed_offset()
         + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
-    if let Err(error) = order_store::reschedule(db, order, status, attempts, next).await {
+    if let Err(error) =
+        order_store::reschedule(db, user, order, (was, status), attempts, next).await
+    {
         // The order stays scheduled in memory; the database keeps its previous schedule.
         tracing::error!(%order, %error, "could not store the accrual schedule");
     }

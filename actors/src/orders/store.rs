@@ -6,12 +6,14 @@ use gophermart_entities::orders;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TryInsertResult,
+    TransactionTrait, TryInsertResult,
 };
+use serde::Serialize;
 use tracing::instrument;
 
 use crate::db::{now, stored_points, Db};
 use crate::domain::{OrderNumber, Points, UserId};
+use crate::events::store::{self as events, EventKind};
 
 /// Where an order stands with the accrual system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,10 +92,29 @@ pub enum Acceptance {
     TakenByOther,
 }
 
+/// `order.uploaded`'s data.
+#[derive(Serialize)]
+struct Uploaded<'a> {
+    order: &'a OrderNumber,
+}
+
+/// `order.status_changed`'s data.
+#[derive(Serialize)]
+pub struct StatusChanged<'a> {
+    /// The order.
+    pub order: &'a OrderNumber,
+    /// Its new status.
+    pub status: &'static str,
+    /// Points credited, when it became PROCESSED with some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accrual: Option<Points>,
+}
+
 /// Accepts `number` for `user` unless someone uploaded it first.
 #[instrument(skip_all, fields(user = %user, order = %number))]
 pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Acceptance, DbErr> {
     let uploaded_at = now();
+    let txn = db.writer.begin().await?;
     let inserted = orders::Entity::insert(orders::ActiveModel {
         number: Set(number.to_string()),
         user_id: Set(user.0),
@@ -105,9 +126,12 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
         ..Default::default()
     })
     .on_conflict_do_nothing_on([orders::Column::Number])
-    .exec_without_returning(&db.writer)
+    .exec_without_returning(&txn)
     .await?;
     if matches!(inserted, TryInsertResult::Inserted(1)) {
+        let uploaded = Uploaded { order: number };
+        events::record(&txn, EventKind::OrderUploaded, Some(user), &uploaded).await?;
+        txn.commit().await?;
         return Ok(Acceptance::Accepted(PendingOrder {
             number: number.clone(),
             user,
@@ -117,6 +141,7 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
             uploaded_at,
         }));
     }
+    txn.rollback().await?;
     let owner = orders::Entity::find()
         .filter(orders::Column::Number.eq(number.as_str()))
         .one(&db.reader)
@@ -165,9 +190,22 @@ pub async fn mark_processed(
     finalize(txn, order, Some(user), OrderStatus::Processed, Some(amount)).await
 }
 
-/// Sets a non-final `order` INVALID. Returns false when it was final already.
-pub async fn mark_invalid(db: &Db, order: &OrderNumber) -> Result<bool, DbErr> {
-    finalize(&db.writer, order, None, OrderStatus::Invalid, None).await
+/// Sets a non-final `order` of `user` INVALID, with its event. Returns false when it was
+/// final already.
+pub async fn mark_invalid(db: &Db, user: UserId, order: &OrderNumber) -> Result<bool, DbErr> {
+    let txn = db.writer.begin().await?;
+    if !finalize(&txn, order, Some(user), OrderStatus::Invalid, None).await? {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let changed = StatusChanged {
+        order,
+        status: OrderStatus::Invalid.as_str(),
+        accrual: None,
+    };
+    events::record(&txn, EventKind::OrderStatusChanged, Some(user), &changed).await?;
+    txn.commit().await?;
+    Ok(true)
 }
 
 /// Makes a non-final order final: the status, its accrual, off the schedule. Only a
@@ -189,6 +227,7 @@ async fn finalize(
             orders::Column::NextPollAt,
             Expr::value(Option::<DateTime<FixedOffset>>::None),
         )
+        .col_expr(orders::Column::FinalAt, Expr::value(Some(now())))
         .filter(orders::Column::Number.eq(order.as_str()))
         .filter(orders::Column::NextPollAt.is_not_null());
     if let Some(points) = accrual {
@@ -201,14 +240,35 @@ async fn finalize(
 }
 
 /// Records a non-final answer: the status it implies, the attempt and the next time to ask.
-/// A final order is left alone.
+/// A final order is left alone. A status other than `was` is an `order.status_changed`,
+/// written in the same commit.
 pub async fn reschedule(
     db: &Db,
+    user: UserId,
     order: &OrderNumber,
-    status: OrderStatus,
+    (was, status): (OrderStatus, OrderStatus),
     attempts: u32,
     next_poll_at: DateTime<FixedOffset>,
 ) -> Result<(), DbErr> {
+    if was != status {
+        let txn = db.writer.begin().await?;
+        let changed = orders::Entity::update_many()
+            .col_expr(orders::Column::Status, Expr::value(status.as_str()))
+            .filter(orders::Column::Number.eq(order.as_str()))
+            .filter(orders::Column::Status.ne(status.as_str()))
+            .filter(orders::Column::NextPollAt.is_not_null())
+            .exec(&txn)
+            .await?;
+        if changed.rows_affected == 1 {
+            let changed = StatusChanged {
+                order,
+                status: status.as_str(),
+                accrual: None,
+            };
+            events::record(&txn, EventKind::OrderStatusChanged, Some(user), &changed).await?;
+        }
+        txn.commit().await?;
+    }
     orders::Entity::update_many()
         .col_expr(orders::Column::Status, Expr::value(status.as_str()))
         .col_expr(
