@@ -107,6 +107,20 @@ pub struct Settings {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy_address)]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// The operator's bearer token for `/api/admin/*` (at least 16 characters). Unset: the
+    /// operator API answers 403, except in demo mode, where one is generated.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = role_token)]
+    pub admin_token: Option<String>,
+
+    /// The shop checkout's bearer token for `/api/shop/*` (at least 16 characters). Unset:
+    /// the shop API answers 403, except in demo mode, where one is generated.
+    #[arg(long, env = "SHOP_TOKEN", hide_env_values = true, value_parser = role_token)]
+    pub shop_token: Option<String>,
+
+    /// NATS server whose JetStream receives every event. Unset: no relay; the feed works.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
     /// Deadline for reading a whole request body.
     #[arg(long, env = "BODY_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub body_timeout: Duration,
@@ -129,6 +143,17 @@ fn token_secret(text: &str) -> Result<String, String> {
         return Err(format!(
             "the token key must be at least {MIN_TOKEN_SECRET} bytes (it is {}); leave it unset to have one generated",
             text.len()
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A role token long enough not to be guessed.
+fn role_token(text: &str) -> Result<String, String> {
+    if text.chars().count() < crate::roles::MIN_ROLE_TOKEN {
+        return Err(format!(
+            "a role token must be at least {} characters",
+            crate::roles::MIN_ROLE_TOKEN
         ));
     }
     Ok(text.to_owned())
@@ -259,5 +284,9 @@ mod tests {
         let proxies = parse(&["--trusted-proxies", "10.0.0.1, ::1"]).expect("two proxies");
         assert_eq!(proxies.trusted_proxies.len(), 2);
         assert!(parse(&["--trusted-proxies", "proxy.local"]).is_err());
+        let short = parse(&["--admin-token", "short"]).expect_err("a short admin token");
+        assert!(short.contains("at least 16 characters"), "{short}");
+        assert!(parse(&["--shop-token", "0123456789abcde"]).is_err());
+        assert!(parse(&["--shop-token", "0123456789abcdef"]).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use gophermart_actors::error::{AccountError, OrderError};
+use gophermart_actors::error::{AccountError, EventError, FiguresError, OrderError};
 
 /// Everything a request can end in besides success.
 #[derive(Debug, thiserror::Error)]
@@ -123,5 +123,17 @@ impl From<OrderError> for ApiError {
             OrderError::UnknownUser => ApiError::Unauthorized("unknown user"),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(error: EventError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<FiguresError> for ApiError {
+    fn from(error: FiguresError) -> Self {
+        ApiError::internal(error)
     }
 }

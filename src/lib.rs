@@ -7,6 +7,7 @@ pub mod config;
 pub mod emulator;
 pub mod error;
 pub mod protect;
+pub mod roles;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -13,6 +13,8 @@ use gophermart_actors::accrual::schedule::Backoff;
 use gophermart_actors::accrual::{
     AccrualClient, AccrualGuardian, AccrualSettings, AccrualSupervisor, Drain,
 };
+use gophermart_actors::events::{EventRelay, RelaySettings};
+use gophermart_actors::figures::Figures;
 use gophermart_actors::orders::OrderRegistry;
 use gophermart_actors::{settings, Db};
 use gophermart_migration::{Migrator, MigratorTrait};
@@ -24,6 +26,7 @@ use crate::body::BodyDeadline;
 use crate::config::{listen_address, with_scheme, Settings};
 use crate::emulator::{self, EmulatorSettings};
 use crate::protect;
+use crate::roles::{RoleToken, Roles};
 use crate::routes;
 use crate::throttle::Throttles;
 
@@ -64,6 +67,36 @@ fn connection_budget(workers: usize) -> usize {
         "connection budget"
     );
     per_worker
+}
+
+/// How often the event relay looks for committed events to number and publish.
+const RELAY_TICK: Duration = Duration::from_millis(50);
+
+/// The operator's and the shop's credentials: as configured, or, in demo mode, generated
+/// and printed once so that the newcomer's single command gives a usable system.
+fn roles_of(settings: &Settings, demo: bool) -> Roles {
+    let mut admin = settings.admin_token.clone();
+    let mut shop = settings.shop_token.clone();
+    if demo {
+        let address = listen_address(&settings.address);
+        if admin.is_none() {
+            let token = generate_secret();
+            tracing::warn!(
+                token = %token,
+                "demo mode: generated ADMIN_TOKEN; try: curl -H 'Authorization: Bearer {token}' http://{address}/api/admin/stats/summary"
+            );
+            admin = Some(token);
+        }
+        if shop.is_none() {
+            let token = generate_secret();
+            tracing::warn!(token = %token, "demo mode: generated SHOP_TOKEN for /api/shop/*");
+            shop = Some(token);
+        }
+    }
+    Roles {
+        admin: admin.as_deref().map(RoleToken::new),
+        shop: shop.as_deref().map(RoleToken::new),
+    }
 }
 
 /// A built service, bound to its port and ready to run.
@@ -124,6 +157,7 @@ impl Application {
         };
         let client = AccrualClient::new(&accrual_url, settings.accrual_timeout)
             .context("Failed to build the accrual client")?;
+        let roles = roles_of(&settings, emulator.is_some());
 
         let accounts =
             Accounts::new(AccountRegistry::new(db.clone(), settings.account_idle).start());
@@ -145,6 +179,15 @@ impl Application {
         };
         let orders: Addr<OrderRegistry> =
             OrderRegistry::new(db.clone(), Some(supervisor.clone().recipient())).start();
+        let relay = EventRelay::new(
+            db.clone(),
+            RelaySettings {
+                nats_url: settings.nats_url.clone(),
+                tick: RELAY_TICK,
+            },
+        )
+        .start();
+        let figures = Figures::new(db.clone()).start();
 
         let address = listen_address(&settings.address);
         let listener =
@@ -157,6 +200,11 @@ impl Application {
             web::Data::new(tokens),
             web::Data::new(throttles),
             web::Data::new(BodyDeadline(settings.body_timeout)),
+        );
+        let (roles, relay_data, figures) = (
+            web::Data::new(roles),
+            web::Data::new(relay),
+            web::Data::new(figures),
         );
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let max_connections = connection_budget(workers);
@@ -191,6 +239,9 @@ impl Application {
                 .app_data(tokens.clone())
                 .app_data(throttles.clone())
                 .app_data(deadline.clone())
+                .app_data(roles.clone())
+                .app_data(relay_data.clone())
+                .app_data(figures.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })

@@ -55,3 +55,28 @@ impl From<DbErr> for OrderError {
         }
     }
 }
+
+/// What can go wrong with events: the outbox, the feed, the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The broker could not be reached or refused.
+    #[error("event broker: {0}")]
+    Broker(String),
+    /// The relay could not be reached.
+    #[error("event relay unavailable: {0}")]
+    Unavailable(#[from] MailboxError),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] DbErr),
+}
+
+/// What can go wrong with the operator's figures.
+#[derive(Debug, thiserror::Error)]
+pub enum FiguresError {
+    /// The figures actor could not be reached.
+    #[error("figures unavailable: {0}")]
+    Unavailable(#[from] MailboxError),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] DbErr),
+}

@@ -6,6 +6,8 @@ pub mod accrual;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
+pub mod figures;
 pub mod orders;
 pub mod settings;
 

@@ -28,3 +28,19 @@ pub async fn get_or_insert(
         .map(|row| row.value)
         .ok_or_else(|| DbErr::RecordNotFound(format!("setting {key}")))
 }
+
+/// Stores `value` under `key`, replacing what was there.
+pub async fn set(db: &Db, key: &str, value: &str) -> Result<(), DbErr> {
+    settings::Entity::insert(settings::ActiveModel {
+        key: Set(key.to_owned()),
+        value: Set(value.to_owned()),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(settings::Column::Key)
+            .update_column(settings::Column::Value)
+            .to_owned(),
+    )
+    .exec_without_returning(&db.writer)
+    .await?;
+    Ok(())
+}

@@ -1,29 +1,52 @@
 //! HTTP routes: each handler parses, authenticates and asks an actor.
 
+mod admin;
 mod balance;
 mod health;
+mod history;
 mod orders;
+mod query;
 mod users;
 
 use actix_web::http::header::ContentType;
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::roles;
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health)).service(
-        web::scope("/api/user")
-            .route("/register", web::post().to(users::register))
-            .route("/login", web::post().to(users::login))
-            .route("/orders", web::post().to(orders::upload))
-            .route("/orders", web::get().to(orders::list))
-            .route("/balance", web::get().to(balance::get))
-            .route("/balance/withdraw", web::post().to(balance::withdraw))
-            .route("/withdrawals", web::get().to(balance::withdrawals))
-            .route("/balance/withdrawals", web::get().to(balance::withdrawals)),
-    );
+    cfg.route("/health", web::get().to(health::health))
+        .service(
+            web::scope("/api/user")
+                .route("/register", web::post().to(users::register))
+                .route("/login", web::post().to(users::login))
+                .route("/orders", web::post().to(orders::upload))
+                .route("/orders", web::get().to(orders::list))
+                .route("/balance", web::get().to(balance::get))
+                .route("/balance/withdraw", web::post().to(balance::withdraw))
+                .route("/withdrawals", web::get().to(balance::withdrawals))
+                .route("/balance/withdrawals", web::get().to(balance::withdrawals))
+                .route("/history", web::get().to(history::history)),
+        )
+        .service(
+            // Guarded whole: unknown paths under it answer 404 only to the operator.
+            web::scope("/api/admin")
+                .wrap(from_fn(roles::admin_only))
+                .route("/events", web::get().to(admin::events))
+                .route("/stats/summary", web::get().to(admin::summary))
+                .route("/stats/daily", web::get().to(admin::daily))
+                .route("/stats/top", web::get().to(admin::top))
+                .route("/audit", web::get().to(admin::audit))
+                .default_service(web::to(not_found)),
+        )
+        .service(
+            web::scope("/api/shop")
+                .wrap(from_fn(roles::shop_only))
+                .default_service(web::to(not_found)),
+        );
 }
 
 /// Anything no route matches: `404` with a reason.

@@ -1,0 +1,63 @@
+//! The statement of account.
+
+use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse};
+use gophermart_actors::account::{Accounts, ListHistory};
+use gophermart_actors::domain::Cents;
+use serde::Serialize;
+use tracing::instrument;
+
+use super::query::Params;
+use super::{json_list, rfc3339};
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+
+/// The most entries one page holds.
+const MAX_LIMIT: i64 = 500;
+/// Entries per page unless asked otherwise.
+const DEFAULT_LIMIT: i64 = 100;
+
+#[derive(Serialize)]
+struct Entry {
+    id: i64,
+    at: String,
+    kind: String,
+    amount: Cents,
+    balance: Cents,
+    reference: String,
+}
+
+/// `GET /api/user/history?limit=&before=`: every balance change, newest first.
+#[instrument(skip_all, fields(user = %user.0))]
+pub async fn history(
+    user: AuthUser,
+    req: HttpRequest,
+    accounts: web::Data<Accounts>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, &["limit", "before"])?;
+    let limit = params
+        .integer("limit", 1..=MAX_LIMIT, Some(DEFAULT_LIMIT))?
+        .unwrap_or(DEFAULT_LIMIT);
+    let before = params.integer("before", 1..=i64::MAX, None)?;
+    let entries = accounts
+        .ask(
+            user.0,
+            ListHistory {
+                before,
+                limit: limit.unsigned_abs(),
+            },
+        )
+        .await?;
+    let items: Vec<Entry> = entries
+        .into_iter()
+        .map(|entry| Entry {
+            id: entry.id,
+            at: rfc3339(entry.at),
+            kind: entry.kind,
+            amount: entry.amount,
+            balance: entry.balance,
+            reference: entry.reference,
+        })
+        .collect();
+    json_list(&items)
+}
