@@ -72,30 +72,36 @@ fn connection_budget(workers: usize) -> usize {
 /// How often the event relay looks for committed events to number and publish.
 const RELAY_TICK: Duration = Duration::from_millis(50);
 
-/// The operator's and the shop's credentials: as configured, or, in demo mode, generated
-/// and printed once so that the newcomer's single command gives a usable system.
-fn roles_of(settings: &Settings, demo: bool) -> Roles {
-    let mut admin = settings.admin_token.clone();
-    let mut shop = settings.shop_token.clone();
-    if demo {
-        let address = listen_address(&settings.address);
-        if admin.is_none() {
+/// The operator's and the shop's credentials as configured, or, in demo mode, generated;
+/// the generated ones are returned too, to be printed once the port is known.
+fn roles_of(settings: &Settings, demo: bool) -> (Roles, Vec<(&'static str, String)>) {
+    let mut generated = Vec::new();
+    let mut token = |name: &'static str, configured: &Option<String>| match configured {
+        Some(token) => Some(RoleToken::new(token)),
+        None if demo => {
             let token = generate_secret();
+            let role = RoleToken::new(&token);
+            generated.push((name, token));
+            Some(role)
+        }
+        None => None,
+    };
+    let roles = Roles {
+        admin: token("ADMIN_TOKEN", &settings.admin_token),
+        shop: token("SHOP_TOKEN", &settings.shop_token),
+    };
+    (roles, generated)
+}
+
+/// Prints demo-mode credentials once, with a line a newcomer can copy.
+fn announce_demo_tokens(generated: &[(&'static str, String)], port: u16) {
+    for (name, token) in generated {
+        tracing::warn!("demo mode: generated {name}={token}");
+        if *name == "ADMIN_TOKEN" {
             tracing::warn!(
-                token = %token,
-                "demo mode: generated ADMIN_TOKEN; try: curl -H 'Authorization: Bearer {token}' http://{address}/api/admin/stats/summary"
+                "try: curl -H 'Authorization: Bearer {token}' http://localhost:{port}/api/admin/stats/summary"
             );
-            admin = Some(token);
         }
-        if shop.is_none() {
-            let token = generate_secret();
-            tracing::warn!(token = %token, "demo mode: generated SHOP_TOKEN for /api/shop/*");
-            shop = Some(token);
-        }
-    }
-    Roles {
-        admin: admin.as_deref().map(RoleToken::new),
-        shop: shop.as_deref().map(RoleToken::new),
     }
 }
 
@@ -157,7 +163,7 @@ impl Application {
         };
         let client = AccrualClient::new(&accrual_url, settings.accrual_timeout)
             .context("Failed to build the accrual client")?;
-        let roles = roles_of(&settings, emulator.is_some());
+        let (roles, generated) = roles_of(&settings, emulator.is_some());
 
         let accounts =
             Accounts::new(AccountRegistry::new(db.clone(), settings.account_idle).start());
@@ -193,6 +199,7 @@ impl Application {
         let listener =
             TcpListener::bind(&address).with_context(|| format!("Failed to bind {address}"))?;
         let port = listener.local_addr()?.port();
+        announce_demo_tokens(&generated, port);
         let (accounts, orders, hasher, tokens, throttles, deadline) = (
             web::Data::new(accounts),
             web::Data::new(orders),

@@ -282,6 +282,12 @@ pub struct TestApp {
     db: Option<TestDb>,
 }
 
+/// The operator's token of every test server.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// The shop checkout's token of every test server.
+pub const SHOP_TOKEN: &str = "test-shop-token-0123456789";
+
 /// The arguments every test server gets: random port, fast bcrypt, and no rate limits on
 /// sign-ins and uploads (tests register and upload in bulk; the limits have tests of
 /// their own).
@@ -310,6 +316,10 @@ pub fn base_args(db: &TestDb, accrual_url: &str) -> Vec<String> {
         "0",
         "--upload-rate-per-user",
         "0",
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--shop-token",
+        SHOP_TOKEN,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -476,6 +486,35 @@ impl TestApp {
     /// `GET /api/user/withdrawals`.
     pub async fn get_withdrawals(&self, user: &TestUser) -> Response {
         self.get("/api/user/withdrawals", Some(&user.token)).await
+    }
+
+    /// A GET of an operator endpoint with the operator's token.
+    pub async fn admin_get(&self, path: &str) -> Response {
+        self.get(path, Some(ADMIN_TOKEN)).await
+    }
+
+    /// A `200` JSON answer of an operator endpoint.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let response = self.admin_get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.expect("JSON")
+    }
+
+    /// The whole event feed, in `seq` order.
+    pub async fn all_events(&self) -> Vec<Value> {
+        let mut events: Vec<Value> = Vec::new();
+        loop {
+            let after = events.last().map_or(0, |e| e["seq"].as_i64().unwrap());
+            let response = self
+                .admin_get(&format!("/api/admin/events?after={after}&limit=1000"))
+                .await;
+            if response.status() == StatusCode::NO_CONTENT {
+                return events;
+            }
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Vec<Value> = response.json().await.expect("events JSON");
+            events.extend(page);
+        }
     }
 
     /// A GET with an optional bearer token.

@@ -153,6 +153,22 @@ impl ServiceProcess {
         response.json().await.expect("a JSON list")
     }
 
+    /// The whole event feed, in `seq` order.
+    pub async fn admin_events(&self) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/admin/events?limit=1000", self.address))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the feed reaches the process");
+        if response.status() == StatusCode::NO_CONTENT {
+            return Vec::new();
+        }
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a JSON list")
+    }
+
     /// `GET /api/user/balance`, the raw body.
     pub async fn balance_text(&self, user: &TestUser) -> String {
         let response = self
