@@ -97,6 +97,39 @@ pub fn postgres_available() -> bool {
     available
 }
 
+/// Whether the tests of the event relay can run: a NATS server with JetStream at
+/// `127.0.0.1:4222` and the `nats-server` binary for private servers. Panics under
+/// `CI=true` when either is missing; elsewhere the tests say `skipped` and pass.
+pub fn nats_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        let reachable = std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], 4222).into(),
+            Duration::from_secs(2),
+        )
+        .is_ok();
+        reachable && nats_server_binary().is_some()
+    });
+    if !available {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("NATS (127.0.0.1:4222 and the nats-server binary) is required under CI");
+        }
+        eprintln!("skipped: NATS not reachable at 127.0.0.1:4222 or nats-server not installed");
+    }
+    available
+}
+
+/// The `nats-server` binary, where installed.
+pub fn nats_server_binary() -> Option<&'static str> {
+    [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|path| std::path::Path::new(path).exists())
+}
+
 /// A fresh, empty database that is removed when dropped.
 pub struct TestDb {
     /// The URL the service connects with.

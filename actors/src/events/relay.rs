@@ -91,7 +91,10 @@ impl EventRelay {
         let (broker, stream_ready, position) =
             (self.broker.clone(), self.stream_ready, self.position);
         let pass = async move {
-            while store::number(&db).await? == store::NUMBER_BATCH {}
+            // A look on the reader first: an idle service takes no write transaction.
+            while store::has_unnumbered(&db).await? {
+                store::number(&db).await?;
+            }
             let Some(url) = publish else {
                 return Ok(Relayed::default());
             };
@@ -316,10 +319,15 @@ impl Handler<CountUnpublished> for EventRelay {
 
     fn handle(&mut self, _: CountUnpublished, _: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
-        let position = match (&self.settings.nats_url, self.position) {
-            (None, _) => i64::MAX,
-            (Some(_), position) => position.unwrap_or(0),
-        };
-        Box::pin(async move { Ok(store::count_after(&db, position).await?) })
+        let (relaying, known) = (self.settings.nats_url.is_some(), self.position);
+        Box::pin(async move {
+            let position = match (relaying, known) {
+                (false, _) => i64::MAX,
+                (true, Some(position)) => position,
+                // Not connected since the start: what an earlier run stored.
+                (true, None) => load_position(&db).await?,
+            };
+            Ok(store::count_after(&db, position).await?)
+        })
     }
 }

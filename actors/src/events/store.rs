@@ -42,7 +42,7 @@ impl EventKind {
 }
 
 /// How many events one numbering pass takes at most.
-pub const NUMBER_BATCH: u64 = 1000;
+const NUMBER_BATCH: u64 = 1000;
 
 /// Records an event inside the caller's transaction: it becomes visible exactly when the
 /// change it tells of commits, and never otherwise.
