@@ -34,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Throughput and latency of `GET /api/user/balance` and `POST /api/user/orders`.
+    /// Throughput and latency of `GET /api/user/balance`, `POST /api/user/orders` and
+    /// `POST /api/user/balance/withdraw`.
     Http {
         /// How long each endpoint is loaded.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -61,7 +62,21 @@ enum Scenario {
         #[arg(long, default_value_t = 60)]
         limit: u32,
     },
+    /// How fast the event relay drains a backlog into NATS JetStream: events are written
+    /// with no broker configured, then the service restarts with one and the backlog is
+    /// timed until it is published.
+    Events {
+        /// Orders uploaded (each writes three events: uploaded, status changed, credited).
+        #[arg(long, default_value_t = 3000)]
+        orders: usize,
+        /// The NATS server (JetStream) to relay to.
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
 }
+
+/// The operator's token of the benchmarked service.
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -70,16 +85,24 @@ async fn main() -> anyhow::Result<()> {
         Scenario::RateLimit { limit, .. } => limit,
         _ => 0,
     })?;
-    let service = Service::start(&cli, &accrual.url).await?;
-    let result = match cli.scenario {
+    // Only the events scenario needs the operator's API (older builds lack the flag).
+    let extra: &[&str] = match cli.scenario {
+        Scenario::Events { .. } => &["--admin-token", ADMIN_TOKEN],
+        _ => &[],
+    };
+    let mut service = Service::start(&cli, &accrual.url, extra).await?;
+    let result = match &cli.scenario {
         Scenario::Http {
             duration,
             concurrency,
             users,
-        } => http(&service, duration, concurrency, users).await,
-        Scenario::Latency { orders } => latency(&service, &accrual, orders).await,
+        } => http(&service, *duration, *concurrency, *users).await,
+        Scenario::Latency { orders } => latency(&service, &accrual, *orders).await,
         Scenario::RateLimit { orders, limit } => {
-            rate_limit(&service, &accrual, orders, limit).await
+            rate_limit(&service, &accrual, *orders, *limit).await
+        }
+        Scenario::Events { orders, nats_url } => {
+            events(&cli, &mut service, &accrual, *orders, nats_url).await
         }
     };
     drop(service);
@@ -127,6 +150,23 @@ async fn http(
     })
     .await;
     orders.print("POST /api/user/orders");
+    // Every upload above earned 10 points; each withdrawal spends 0.01 of them.
+    let withdrawals = load(concurrency, duration, |client, worker, i| {
+        let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
+        let url = service.url("/api/user/balance/withdraw");
+        let number = luhn_number(1 << 62 | (worker as u64) << 40 | i as u64);
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"order": number, "sum": 0.01}))
+                .send()
+                .await;
+            matches!(response, Ok(r) if r.status() == 200)
+        }
+    })
+    .await;
+    withdrawals.print("POST /balance/withdraw");
 
     // A login storm (bcrypt at the default cost) while balances are read: the hashing
     // pool is bounded, so the reads should keep their latency.
@@ -155,6 +195,79 @@ async fn http(
         "{:<28} {logins:>9} {:>9.0}   (16 clients logging in back to back, bcrypt cost 10)",
         "POST /api/user/login",
         logins as f64 / duration.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn events(
+    cli: &Cli,
+    service: &mut Service,
+    accrual: &Accrual,
+    orders: usize,
+    nats_url: &str,
+) -> anyhow::Result<()> {
+    const CLIENTS: usize = 32;
+    let tokens = service.register_users(CLIENTS).await?;
+    let client = reqwest::Client::new();
+    let uploads = (0..CLIENTS).map(|worker| {
+        let (client, token) = (client.clone(), tokens[worker].clone());
+        let url = service.url("/api/user/orders");
+        async move {
+            for i in (worker..orders).step_by(CLIENTS) {
+                let number = luhn_number(3 << 60 | i as u64);
+                let _ = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .body(number)
+                    .send()
+                    .await;
+            }
+        }
+    });
+    join_all(uploads).await;
+    let expected = (CLIENTS + 3 * orders) as u64;
+    // Every order credited and every event numbered: the backlog is complete.
+    let started = Instant::now();
+    loop {
+        let summary = service.summary(&client).await?;
+        if summary["accrual_backlog"] == 0 && summary["events_unpublished"] == 0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("the orders were not processed: {summary}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    service
+        .restart(
+            cli,
+            &accrual.url,
+            &["--admin-token", ADMIN_TOKEN, "--nats-url", nats_url],
+        )
+        .await?;
+    let started = Instant::now();
+    let mut backlog = 0;
+    loop {
+        let left = service.summary(&client).await?["events_unpublished"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        backlog = backlog.max(left);
+        if left == 0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("the relay did not drain: {left} left");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    println!(
+        "events written: {expected} ({orders} orders by {CLIENTS} shoppers), relayed to {nats_url}"
+    );
+    println!(
+        "backlog of {backlog} drained in {:.2} s: {:.0} events/s (one publish at a time, each after the previous ack)",
+        took.as_secs_f64(),
+        backlog as f64 / took.as_secs_f64()
     );
     Ok(())
 }
@@ -343,11 +456,13 @@ where
 struct Service {
     child: Child,
     base: String,
+    port: u16,
+    database: String,
     sqlite_file: Option<PathBuf>,
 }
 
 impl Service {
-    async fn start(cli: &Cli, accrual_url: &str) -> anyhow::Result<Self> {
+    async fn start(cli: &Cli, accrual_url: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let port = free_port()?;
         let (database, sqlite_file) = match &cli.database {
             Some(url) => (url.clone(), None),
@@ -357,15 +472,72 @@ impl Service {
                 (format!("sqlite://{}?mode=rwc", file.display()), Some(file))
             }
         };
-        let child = Command::new(&cli.service_bin)
+        let child = Self::spawn(cli, port, &database, accrual_url, extra)?;
+        let service = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            database,
+            sqlite_file,
+        };
+        service.wait_until_up().await?;
+        Ok(service)
+    }
+
+    /// Stops the process and starts it again over the same database and port.
+    async fn restart(
+        &mut self,
+        cli: &Cli,
+        accrual_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(cli, self.port, &self.database, accrual_url, extra)?;
+        self.wait_until_up().await
+    }
+
+    async fn wait_until_up(&self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while client.get(self.url("/health")).send().await.is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                bail!("the service did not come up");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// The operator's summary.
+    async fn summary(&self, client: &reqwest::Client) -> anyhow::Result<Value> {
+        Ok(client
+            .get(self.url("/api/admin/stats/summary"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    fn spawn(
+        cli: &Cli,
+        port: u16,
+        database: &str,
+        accrual_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Child> {
+        Command::new(&cli.service_bin)
             .args([
                 "-a",
                 &format!("127.0.0.1:{port}"),
                 "-d",
-                &database,
+                database,
                 "-r",
                 accrual_url,
             ])
+            .args(extra)
             .args(["--token-secret", "bench-secret-bench-secret-bench-secret"])
             // The bench signs in and uploads far faster than a person would.
             .args(["--auth-rate-per-ip", "0", "--auth-rate-per-login", "0"])
@@ -379,21 +551,7 @@ impl Service {
                     "Failed to start {} (run `cargo build --release` first)",
                     cli.service_bin.display()
                 )
-            })?;
-        let service = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            sqlite_file,
-        };
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        while client.get(service.url("/health")).send().await.is_err() {
-            if started.elapsed() > Duration::from_secs(20) {
-                bail!("the service did not come up");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(service)
+            })
     }
 
     fn url(&self, path: &str) -> String {
