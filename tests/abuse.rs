@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    base_args, bearer, eventually, order_number, spawn_app_with, with_flag, Backend, TestAccrual,
-    TestApp, TestDb,
+    base_args, bearer, order_number, spawn_app_asking, spawn_app_flagged, spawn_app_with, Backend,
+    TestAccrual, TestApp, TestDb,
 };
 use crate::scripted::{Reply, ScriptedAccrual};
 
@@ -29,28 +29,6 @@ crate::on_both_backends!(
     a_quiet_shoppers_order_goes_before_a_noisy_shoppers_backlog,
 );
 
-/// The service over a fresh database with an instant emulator and `flags` over
-/// `base_args`.
-async fn app_with(backend: Backend, flags: &[(&str, &str)]) -> TestApp {
-    let accrual = TestAccrual::instant();
-    let db = TestDb::create(backend).await;
-    let mut args = base_args(&db, &accrual.url);
-    for (flag, value) in flags {
-        args = with_flag(args, flag, value);
-    }
-    spawn_app_with(db, args, Some(accrual)).await
-}
-
-/// The service asking `accrual_url`, with `flags` over `base_args`.
-async fn app_asking(backend: Backend, accrual_url: &str, flags: &[(&str, &str)]) -> TestApp {
-    let db = TestDb::create(backend).await;
-    let mut args = base_args(&db, accrual_url);
-    for (flag, value) in flags {
-        args = with_flag(args, flag, value);
-    }
-    spawn_app_with(db, args, None).await
-}
-
 /// `Retry-After` in seconds, when present.
 fn retry_after(response: &reqwest::Response) -> Option<u64> {
     response
@@ -65,7 +43,7 @@ fn retry_after(response: &reqwest::Response) -> Option<u64> {
 async fn slow_bodies_are_cut_off_at_the_deadline_while_other_requests_stay_fast(backend: Backend) {
     const CONNECTIONS: usize = 200;
     let deadline = Duration::from_secs(1);
-    let app = app_with(backend, &[("--body-timeout", "1s")]).await;
+    let app = spawn_app_flagged(backend, &[("--body-timeout", "1s")]).await;
     let address = app.address.trim_start_matches("http://").to_owned();
     let started = Instant::now();
     // Each connection declares a 65 000-byte login body and sends it a byte every 300 ms.
@@ -124,7 +102,7 @@ async fn slow_bodies_are_cut_off_at_the_deadline_while_other_requests_stay_fast(
 }
 
 async fn a_guessing_storm_gets_429s_and_another_login_completes_meanwhile(backend: Backend) {
-    let app = app_with(
+    let app = spawn_app_flagged(
         backend,
         &[("--bcrypt-cost", "10"), ("--auth-rate-per-login", "10")],
     )
@@ -181,7 +159,7 @@ async fn sign_ins_are_limited_per_client_address_and_proxies_count_only_when_tru
         .await
     }
     // Behind a trusted proxy, each forwarded client has its own allowance.
-    let proxied = app_with(
+    let proxied = spawn_app_flagged(
         backend,
         &[
             ("--auth-rate-per-ip", "3"),
@@ -204,7 +182,7 @@ async fn sign_ins_are_limited_per_client_address_and_proxies_count_only_when_tru
         StatusCode::OK
     );
     // Without trusted proxies the header is the client's own word, and ignored.
-    let direct = app_with(backend, &[("--auth-rate-per-ip", "3")]).await;
+    let direct = spawn_app_flagged(backend, &[("--auth-rate-per-ip", "3")]).await;
     let mut statuses = Vec::new();
     for i in 0..4 {
         statuses.push(register(&direct, &format!("198.51.100.{i}")).await.status());
@@ -221,7 +199,7 @@ async fn sign_ins_are_limited_per_client_address_and_proxies_count_only_when_tru
 }
 
 async fn a_full_hashing_queue_refuses_at_once_with_503(backend: Backend) {
-    let app = app_with(backend, &[("--bcrypt-cost", "9")]).await;
+    let app = spawn_app_flagged(backend, &[("--bcrypt-cost", "9")]).await;
     let logins = (0..100).map(|i| {
         let body = json!({"login": format!("nobody-{i}"), "password": "secret"});
         let app = &app;
@@ -252,7 +230,7 @@ async fn a_full_hashing_queue_refuses_at_once_with_503(backend: Backend) {
 }
 
 async fn uploads_are_limited_per_shopper(backend: Backend) {
-    let app = app_with(backend, &[("--upload-rate-per-user", "5")]).await;
+    let app = spawn_app_flagged(backend, &[("--upload-rate-per-user", "5")]).await;
     let (noisy, quiet) = (app.register_user().await, app.register_user().await);
     for _ in 0..5 {
         assert_eq!(
@@ -272,7 +250,7 @@ async fn uploads_are_limited_per_shopper(backend: Backend) {
 }
 
 async fn state_changing_requests_from_other_sites_are_refused(backend: Backend) {
-    let app = app_with(backend, &[]).await;
+    let app = spawn_app_flagged(backend, &[]).await;
     let user = app.register_user().await;
     let host = app.address.trim_start_matches("http://").to_owned();
     let pair = json!({"login": user.login, "password": user.password})
@@ -349,18 +327,17 @@ async fn a_redirect_from_the_accrual_system_is_not_followed(backend: Backend) {
         ))],
     );
     internal.script(&number, vec![Reply::processed("1000000")]);
-    let app = app_asking(backend, &server.url, &[]).await;
+    let app = spawn_app_asking(backend, &server.url, &[]).await;
     let user = app.register_user().await;
     assert_eq!(
         app.post_order(&user, &number).await.status(),
         StatusCode::ACCEPTED
     );
     // Asked again and again: every redirect is a failure.
-    eventually(Duration::from_secs(10), || async {
-        (server.times_for(&number).len() >= 3).then_some(())
-    })
-    .await
-    .expect("the order is asked about again after a redirect");
+    server
+        .wait_for_requests(&number, 3)
+        .await
+        .expect("the order is asked about again after a redirect");
     assert!(internal.requests().is_empty(), "the redirect was followed");
     assert_eq!(app.balance(&user).await, ("0".into(), "0".into()));
     let orders: Vec<Value> = app.get_orders(&user).await.json().await.expect("a list");
@@ -372,17 +349,16 @@ async fn an_oversized_accrual_answer_is_refused_without_reading_it_whole(backend
     let number = order_number();
     // Valid JSON after 8 MiB of spaces: read whole, it would be credited.
     server.script(&number, vec![Reply::processed("10").padded(8 << 20)]);
-    let app = app_asking(backend, &server.url, &[]).await;
+    let app = spawn_app_asking(backend, &server.url, &[]).await;
     let user = app.register_user().await;
     assert_eq!(
         app.post_order(&user, &number).await.status(),
         StatusCode::ACCEPTED
     );
-    eventually(Duration::from_secs(10), || async {
-        (server.times_for(&number).len() >= 2).then_some(())
-    })
-    .await
-    .expect("the order is asked about again after an oversized answer");
+    server
+        .wait_for_requests(&number, 2)
+        .await
+        .expect("the order is asked about again after an oversized answer");
     assert_eq!(app.balance(&user).await, ("0".into(), "0".into()));
     // The same answer at a normal size is credited: the size alone was refused.
     server.script(&number, vec![Reply::processed("10")]);
@@ -396,7 +372,7 @@ async fn a_quiet_shoppers_order_goes_before_a_noisy_shoppers_backlog(backend: Ba
     // The first question is throttled: the limit (60 a minute) is learned at once and
     // everything waits 3 s, long enough for every upload below to arrive meanwhile.
     server.on_request(1, Reply::too_many("3", 60));
-    let app = app_asking(backend, &server.url, &[]).await;
+    let app = spawn_app_asking(backend, &server.url, &[]).await;
     let (noisy, quiet) = (app.register_user().await, app.register_user().await);
     let junk: Vec<String> = (0..JUNK).map(|_| order_number()).collect();
     let uploads = junk.iter().map(|number| app.post_order(&noisy, number));

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::balance::{assert_ledger_matches, assert_ledger_matches_in};
 use crate::helpers::{
-    base_args, eventually, order_number, spawn_app, spawn_app_with, with_flag, Backend,
-    TestAccrual, TestApp, TestDb, TestUser,
+    base_args, eventually, order_number, spawn_app, spawn_app_asking, spawn_app_with, with_flag,
+    Backend, TestAccrual, TestApp, TestDb, TestUser,
 };
 use crate::process::ServiceProcess;
 use crate::scripted::{Reply, Request, ScriptedAccrual};
@@ -39,17 +39,6 @@ const WORKERS: usize = 4;
 
 /// Room for a loaded machine on top of an expected delay.
 const SLACK: Duration = Duration::from_millis(300);
-
-/// The service over a fresh database, asking `accrual_url`, with `flags` overriding
-/// `base_args`.
-async fn app_asking(backend: Backend, accrual_url: &str, flags: &[(&str, &str)]) -> TestApp {
-    let db = TestDb::create(backend).await;
-    let mut args = base_args(&db, accrual_url);
-    for (flag, value) in flags {
-        args = with_flag(args, flag, value);
-    }
-    spawn_app_with(db, args, None).await
-}
 
 /// The order `number` as listed to `user`, if listed.
 async fn listed(app: &TestApp, user: &TestUser, number: &str) -> Option<Value> {
@@ -125,7 +114,7 @@ async fn a_new_upload_is_asked_about_at_once(backend: Backend) {
         ("--accrual-unknown-retry-max", "10s"),
     ];
     let accrual = TestAccrual::instant();
-    let app = app_asking(backend, &accrual.url, &slow).await;
+    let app = spawn_app_asking(backend, &accrual.url, &slow).await;
     let user = app.register_user().await;
     let number = order_number();
     accrual.add_order_worth(&number, json!(42)).await;
@@ -146,7 +135,7 @@ async fn a_new_upload_is_asked_about_at_once(backend: Backend) {
 
     // The same against a server that counts: exactly one question, at once.
     let server = ScriptedAccrual::start();
-    let app = app_asking(backend, &server.url, &slow).await;
+    let app = spawn_app_asking(backend, &server.url, &slow).await;
     let user = app.register_user().await;
     let number = order_number();
     server.script(&number, vec![Reply::processed("42")]);
@@ -177,7 +166,7 @@ async fn a_new_upload_is_asked_about_at_once(backend: Backend) {
 
 async fn non_final_answers_are_asked_again_with_doubling_delays_up_to_the_cap(backend: Backend) {
     let server = ScriptedAccrual::start();
-    let app = app_asking(
+    let app = spawn_app_asking(
         backend,
         &server.url,
         &[
@@ -216,7 +205,7 @@ async fn non_final_answers_are_asked_again_with_doubling_delays_up_to_the_cap(ba
 
 async fn unknown_orders_back_off_to_the_unknown_cap_and_stay_new_until_processed(backend: Backend) {
     let server = ScriptedAccrual::start();
-    let app = app_asking(
+    let app = spawn_app_asking(
         backend,
         &server.url,
         &[
@@ -272,7 +261,7 @@ async fn first_request_throttled(
 ) -> (Vec<Request>, Request) {
     let server = ScriptedAccrual::start();
     let workers = WORKERS.to_string();
-    let app = app_asking(
+    let app = spawn_app_asking(
         backend,
         &server.url,
         &[
@@ -381,7 +370,7 @@ async fn a_429_with_an_http_date_retry_after_pauses_until_that_date(backend: Bac
 async fn after_a_429_the_service_paces_itself_under_the_announced_limit(backend: Backend) {
     let server = ScriptedAccrual::start();
     let workers = WORKERS.to_string();
-    let app = app_asking(
+    let app = spawn_app_asking(
         backend,
         &server.url,
         &[("--accrual-workers", workers.as_str())],
@@ -435,7 +424,7 @@ async fn failures_timeouts_and_garbage_are_retried_without_holding_up_other_orde
     backend: Backend,
 ) {
     let server = ScriptedAccrual::start();
-    let app = app_asking(backend, &server.url, &[("--accrual-timeout", "300ms")]).await;
+    let app = spawn_app_asking(backend, &server.url, &[("--accrual-timeout", "300ms")]).await;
     let user = app.register_user().await;
     let (sick, healthy) = (order_number(), order_number());
     server.script(

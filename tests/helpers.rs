@@ -367,6 +367,27 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(db, args, Some(accrual)).await
 }
 
+/// Starts the service over a fresh database with an instant emulator, `flags` overriding
+/// `base_args`.
+pub async fn spawn_app_flagged(backend: Backend, flags: &[(&str, &str)]) -> TestApp {
+    let accrual = TestAccrual::instant();
+    let db = TestDb::create(backend).await;
+    let args = with_flags(base_args(&db, &accrual.url), flags);
+    spawn_app_with(db, args, Some(accrual)).await
+}
+
+/// Starts the service over a fresh database asking the accrual system at `accrual_url`,
+/// `flags` overriding `base_args`.
+pub async fn spawn_app_asking(
+    backend: Backend,
+    accrual_url: &str,
+    flags: &[(&str, &str)],
+) -> TestApp {
+    let db = TestDb::create(backend).await;
+    let args = with_flags(base_args(&db, accrual_url), flags);
+    spawn_app_with(db, args, None).await
+}
+
 /// Starts the service with explicit arguments.
 pub async fn spawn_app_with(
     db: TestDb,
@@ -655,6 +676,14 @@ pub fn with_luhn_digit(body: &str) -> String {
         }
     }
     unreachable!("one of ten check digits always fits")
+}
+
+/// [`with_flag`] for each pair.
+pub fn with_flags(mut args: Vec<String>, flags: &[(&str, &str)]) -> Vec<String> {
+    for (flag, value) in flags {
+        args = with_flag(args, flag, value);
+    }
+    args
 }
 
 /// Sets `flag` to `value` in `args`: replaces the value when the flag is there (clap

@@ -205,6 +205,14 @@ impl ScriptedAccrual {
             .collect()
     }
 
+    /// Waits (up to 10 s) until `order` has been asked about at least `n` times.
+    pub async fn wait_for_requests(&self, order: &str, n: usize) -> Option<()> {
+        crate::helpers::eventually(Duration::from_secs(10), || async {
+            (self.times_for(order).len() >= n).then_some(())
+        })
+        .await
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("scripted state")
     }
