@@ -14,7 +14,7 @@ use tracing::instrument;
 use crate::db::{now, stored_points, Db};
 use crate::domain::{Cents, OrderNumber, Points, UserId};
 use crate::error::AccountError;
-use crate::events::store::{self as events, EventKind};
+use crate::events::store::{self as events, EventKind, NewEvent};
 use crate::orders::store::{self as order_store, OrderStatus};
 
 /// How often a mutation re-reads the balance and tries again after losing a version race.
@@ -251,13 +251,17 @@ pub async fn credit(
             let fresh = load(&db.reader, user).await?;
             return Ok((CreditOutcome::AlreadyFinal, fresh));
         }
-        let status = order_store::StatusChanged {
-            order,
-            status: OrderStatus::Processed.as_str(),
-            accrual: (!amount.is_zero()).then_some(amount),
-        };
-        events::record(&txn, EventKind::OrderStatusChanged, Some(user), &status).await?;
+        let status = NewEvent::new(
+            EventKind::OrderStatusChanged,
+            Some(user),
+            &order_store::StatusChanged {
+                order,
+                status: OrderStatus::Processed.as_str(),
+                accrual: (!amount.is_zero()).then_some(amount),
+            },
+        )?;
         if amount.is_zero() {
+            events::record_all(&txn, [status]).await?;
             txn.commit().await?;
             return Ok((CreditOutcome::Credited, state));
         }
@@ -274,7 +278,8 @@ pub async fn credit(
                     amount,
                     balance: next.current,
                 };
-                events::record(&txn, EventKind::PointsCredited, Some(user), &credited).await?;
+                let credited = NewEvent::new(EventKind::PointsCredited, Some(user), &credited)?;
+                events::record_all(&txn, [status, credited]).await?;
                 txn.commit().await?;
                 return Ok((CreditOutcome::Credited, next));
             }

@@ -44,27 +44,69 @@ impl EventKind {
 /// How many events one numbering pass takes at most.
 const NUMBER_BATCH: u64 = 1000;
 
-/// Records an event inside the caller's transaction: it becomes visible exactly when the
-/// change it tells of commits, and never otherwise.
+/// An event about to be written: its row, ready to insert.
+pub struct NewEvent {
+    /// UUID v7.
+    pub id: String,
+    /// The event's `type`.
+    pub kind: EventKind,
+    /// The shopper concerned.
+    pub user: Option<UserId>,
+    /// `data` as JSON text.
+    pub data: String,
+    /// When it happened.
+    pub at: DateTime<FixedOffset>,
+}
+
+impl NewEvent {
+    /// An event of `kind` about `user` with `data`, happening now.
+    pub fn new(
+        kind: EventKind,
+        user: Option<UserId>,
+        data: &impl Serialize,
+    ) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            user,
+            data: serde_json::to_string(data).map_err(|e| DbErr::Custom(e.to_string()))?,
+            at: now(),
+        })
+    }
+
+    fn into_row(self) -> events::ActiveModel {
+        events::ActiveModel {
+            id: Set(self.id),
+            seq: Set(None),
+            kind: Set(self.kind.as_str().to_owned()),
+            user_id: Set(self.user.map(|user| user.0)),
+            data: Set(self.data),
+            at: Set(self.at),
+            ..Default::default()
+        }
+    }
+}
+
+/// Records events inside the caller's transaction, in one statement: they become visible
+/// exactly when the change they tell of commits, and never otherwise.
+pub async fn record_all(
+    txn: &impl ConnectionTrait,
+    events: impl IntoIterator<Item = NewEvent>,
+) -> Result<(), DbErr> {
+    events::Entity::insert_many(events.into_iter().map(NewEvent::into_row))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Records one event inside the caller's transaction.
 pub async fn record(
     txn: &impl ConnectionTrait,
     kind: EventKind,
     user: Option<UserId>,
     data: &impl Serialize,
 ) -> Result<(), DbErr> {
-    let data = serde_json::to_string(data).map_err(|e| DbErr::Custom(e.to_string()))?;
-    events::Entity::insert(events::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        seq: Set(None),
-        kind: Set(kind.as_str().to_owned()),
-        user_id: Set(user.map(|user| user.0)),
-        data: Set(data),
-        at: Set(now()),
-        ..Default::default()
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    record_all(txn, [NewEvent::new(kind, user, data)?]).await
 }
 
 /// Numbers committed events that have no `seq` yet, in insertion order, continuing from

@@ -5,15 +5,15 @@ use chrono::{DateTime, FixedOffset};
 use gophermart_entities::orders;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, Statement, TransactionTrait, TryInsertResult,
 };
 use serde::Serialize;
 use tracing::instrument;
 
 use crate::db::{now, stored_points, Db};
 use crate::domain::{OrderNumber, Points, UserId};
-use crate::events::store::{self as events, EventKind};
+use crate::events::store::{self as events, EventKind, NewEvent};
 
 /// Where an order stands with the accrual system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,28 +110,70 @@ pub struct StatusChanged<'a> {
     pub accrual: Option<Points>,
 }
 
-/// Accepts `number` for `user` unless someone uploaded it first.
+/// Accepts `number` for `user` unless someone uploaded it first, with its
+/// `order.uploaded` event in the same commit.
 #[instrument(skip_all, fields(user = %user, order = %number))]
 pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Acceptance, DbErr> {
     let uploaded_at = now();
-    let txn = db.writer.begin().await?;
-    let inserted = orders::Entity::insert(orders::ActiveModel {
-        number: Set(number.to_string()),
-        user_id: Set(user.0),
-        status: Set(OrderStatus::New.as_str().to_owned()),
-        accrual: Set(None),
-        uploaded_at: Set(uploaded_at),
-        attempts: Set(0),
-        next_poll_at: Set(Some(uploaded_at)),
-        ..Default::default()
-    })
-    .on_conflict_do_nothing_on([orders::Column::Number])
-    .exec_without_returning(&txn)
-    .await?;
-    if matches!(inserted, TryInsertResult::Inserted(1)) {
-        let uploaded = Uploaded { order: number };
-        events::record(&txn, EventKind::OrderUploaded, Some(user), &uploaded).await?;
-        txn.commit().await?;
+    let event = NewEvent::new(
+        EventKind::OrderUploaded,
+        Some(user),
+        &Uploaded { order: number },
+    )?;
+    let inserted = match db.writer.get_database_backend() {
+        // One statement, so one round trip: the event is inserted only with the order.
+        DbBackend::Postgres => {
+            db.writer
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "WITH inserted AS (
+                         INSERT INTO orders (number, user_id, status, uploaded_at, attempts, next_poll_at)
+                         VALUES ($1, $2, $3, $4, 0, $4)
+                         ON CONFLICT (number) DO NOTHING
+                         RETURNING id)
+                     INSERT INTO events (id, kind, user_id, data, at)
+                     SELECT $5, $6, $2, $7, $8 FROM inserted",
+                    [
+                        number.as_str().into(),
+                        user.0.into(),
+                        OrderStatus::New.as_str().into(),
+                        uploaded_at.into(),
+                        event.id.into(),
+                        event.kind.as_str().into(),
+                        event.data.into(),
+                        event.at.into(),
+                    ],
+                ))
+                .await?
+                .rows_affected()
+                == 1
+        }
+        _ => {
+            let txn = db.writer.begin().await?;
+            let inserted = orders::Entity::insert(orders::ActiveModel {
+                number: Set(number.to_string()),
+                user_id: Set(user.0),
+                status: Set(OrderStatus::New.as_str().to_owned()),
+                accrual: Set(None),
+                uploaded_at: Set(uploaded_at),
+                attempts: Set(0),
+                next_poll_at: Set(Some(uploaded_at)),
+                ..Default::default()
+            })
+            .on_conflict_do_nothing_on([orders::Column::Number])
+            .exec_without_returning(&txn)
+            .await?;
+            if matches!(inserted, TryInsertResult::Inserted(1)) {
+                events::record_all(&txn, [event]).await?;
+                txn.commit().await?;
+                true
+            } else {
+                txn.rollback().await?;
+                false
+            }
+        }
+    };
+    if inserted {
         return Ok(Acceptance::Accepted(PendingOrder {
             number: number.clone(),
             user,
@@ -141,7 +183,6 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
             uploaded_at,
         }));
     }
-    txn.rollback().await?;
     let owner = orders::Entity::find()
         .filter(orders::Column::Number.eq(number.as_str()))
         .one(&db.reader)
