@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     base_args, eventually, nats_available, nats_server_binary, order_number, spawn_app,
-    spawn_app_with, with_flag, Backend, TestAccrual, TestApp, TestDb,
+    spawn_app_asking, spawn_app_with, with_flag, Backend, TestAccrual, TestApp, TestDb,
 };
 use crate::process::ServiceProcess;
 use crate::scripted::ScriptedAccrual;
@@ -25,6 +25,7 @@ crate::on_both_backends!(
     concurrent_withdrawals_write_one_event_per_charge,
     events_reach_jetstream_once_each_across_a_kill_9,
     with_nats_down_the_api_works_on_and_the_backlog_drains_when_it_returns,
+    while_nats_is_unreachable_the_relay_backs_off,
 );
 
 /// The NATS server the relay tests publish to.
@@ -409,4 +410,43 @@ async fn with_nats_down_the_api_works_on_and_the_backlog_drains_when_it_returns(
     .expect("the backlog drains when NATS returns");
     let feed = app.all_events().await;
     assert_stream_holds_each_once(&nats.url, since, &feed).await;
+}
+
+async fn while_nats_is_unreachable_the_relay_backs_off(backend: Backend) {
+    // Something listens where NATS should be, and hangs up at once: every attempt to
+    // connect fails, and each one is counted.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("nats://{}", listener.local_addr().unwrap());
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let doorman = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let app = spawn_app_asking(
+        backend,
+        &TestAccrual::instant().url,
+        &[("--nats-url", &url)],
+    )
+    .await;
+    app.register_user().await;
+    eventually(Duration::from_secs(5), || async {
+        (attempts.load(std::sync::atomic::Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await
+    .expect("the relay tries to connect");
+    let first = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tried = attempts.load(std::sync::atomic::Ordering::SeqCst);
+    // 200 ms doubling: at most about five attempts in three seconds, where a relay
+    // without backoff would try every 50 ms tick (sixty).
+    assert!(
+        (2..=8).contains(&tried),
+        "{tried} connection attempts in {:?}",
+        first.elapsed()
+    );
+    assert!(unpublished(&app).await >= 1);
+    doorman.abort();
 }

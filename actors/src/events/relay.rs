@@ -93,7 +93,9 @@ impl EventRelay {
         let pass = async move {
             // A look on the reader first: an idle service takes no write transaction.
             while store::has_unnumbered(&db).await? {
-                store::number(&db).await?;
+                if store::number(&db).await? == 0 {
+                    break; // numbered meanwhile by another pass
+                }
             }
             let Some(url) = publish else {
                 return Ok(Relayed::default());
@@ -104,6 +106,7 @@ impl EventRelay {
             };
             let mut relayed = Relayed {
                 broker: Some(broker.clone()),
+                attempted: true,
                 ..Relayed::default()
             };
             if !stream_ready {
@@ -139,9 +142,13 @@ impl EventRelay {
                 Err(failure) => failure.relayed,
             };
             relay.broker = relayed.broker.or(relay.broker.take());
-            relay.stream_ready = relayed.stream_ready;
+            if relayed.attempted {
+                relay.stream_ready = relayed.stream_ready;
+            }
             relay.position = relayed.position.or(relay.position);
             match failed {
+                // Waiting out a backoff, or no broker configured: nothing to learn.
+                None if !relayed.attempted => {}
                 None => {
                     if relay.failures > 0 {
                         tracing::info!("event broker reachable again; relaying");
@@ -169,6 +176,8 @@ impl EventRelay {
 /// What a pass leaves for the next one.
 #[derive(Clone, Default)]
 struct Relayed {
+    /// Whether the pass tried to reach the broker.
+    attempted: bool,
     broker: Option<jetstream::Context>,
     stream_ready: bool,
     position: Option<i64>,
