@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use gophermart_actors::error::{AccountError, EventError, FiguresError, OrderError};
+use gophermart_actors::error::{AccountError, EventError, FiguresError, OrderError, RewardError};
 
 /// Everything a request can end in besides success.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The resource belongs to someone else or was used differently before.
     #[error("{0}")]
     Conflict(&'static str),
+    /// The thing asked about does not exist.
+    #[error("{0}")]
+    NotFound(&'static str),
     /// The body is over the limit (after decompression).
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -65,6 +68,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -135,5 +139,18 @@ impl From<EventError> for ApiError {
 impl From<FiguresError> for ApiError {
     fn from(error: FiguresError) -> Self {
         ApiError::internal(error)
+    }
+}
+
+impl From<RewardError> for ApiError {
+    fn from(error: RewardError) -> Self {
+        match error {
+            RewardError::NotFound => ApiError::NotFound("no such reward"),
+            RewardError::SkuTaken => ApiError::Conflict("a reward with this sku exists"),
+            RewardError::StockOutOfRange => {
+                ApiError::Conflict("the stock would go below zero or above the maximum")
+            }
+            other => ApiError::internal(other),
+        }
     }
 }

@@ -16,6 +16,7 @@ use gophermart_actors::accrual::{
 use gophermart_actors::events::{EventRelay, RelaySettings};
 use gophermart_actors::figures::Figures;
 use gophermart_actors::orders::OrderRegistry;
+use gophermart_actors::rewards::Catalogue;
 use gophermart_actors::{settings, Db};
 use gophermart_migration::{Migrator, MigratorTrait};
 use rand::RngCore;
@@ -194,6 +195,7 @@ impl Application {
         )
         .start();
         let figures = Figures::new(db.clone()).start();
+        let catalogue = web::Data::new(Catalogue::new(db.clone()).start());
 
         let address = listen_address(&settings.address);
         let listener =
@@ -249,6 +251,7 @@ impl Application {
                 .app_data(roles.clone())
                 .app_data(relay_data.clone())
                 .app_data(figures.clone())
+                .app_data(catalogue.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })

@@ -16,6 +16,7 @@ mod hostile;
 mod lifecycle;
 mod orders;
 mod process;
+mod rewards;
 mod roles;
 mod scripted;
 mod users;

@@ -80,3 +80,23 @@ pub enum FiguresError {
     #[error("storage failure: {0}")]
     Storage(#[from] DbErr),
 }
+
+/// What can go wrong with the rewards catalogue.
+#[derive(Debug, thiserror::Error)]
+pub enum RewardError {
+    /// No reward has this sku.
+    #[error("no such reward")]
+    NotFound,
+    /// A reward with this sku exists.
+    #[error("a reward with this sku exists")]
+    SkuTaken,
+    /// The stock change would take the stock below zero or past the maximum.
+    #[error("the stock would go below zero or above the maximum")]
+    StockOutOfRange,
+    /// The catalogue could not be reached.
+    #[error("catalogue unavailable: {0}")]
+    Unavailable(#[from] MailboxError),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] DbErr),
+}

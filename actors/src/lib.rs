@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod figures;
 pub mod orders;
+pub mod rewards;
 pub mod settings;
 
 pub use db::Db;

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod events;
 pub mod ledger;
 pub mod orders;
+pub mod rewards;
 pub mod settings;
 pub mod users;
 pub mod withdrawals;

@@ -6,6 +6,7 @@ mod health;
 mod history;
 mod orders;
 mod query;
+mod rewards;
 mod users;
 
 use actix_web::http::header::ContentType;
@@ -19,6 +20,7 @@ use crate::roles;
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
+        .route("/api/rewards", web::get().to(rewards::on_offer))
         .service(
             web::scope("/api/user")
                 .route("/register", web::post().to(users::register))
@@ -40,6 +42,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/stats/daily", web::get().to(admin::daily))
                 .route("/stats/top", web::get().to(admin::top))
                 .route("/audit", web::get().to(admin::audit))
+                .route("/rewards", web::post().to(rewards::create))
+                .route("/rewards", web::get().to(rewards::all))
+                .route("/rewards/{sku}", web::patch().to(rewards::change))
                 .default_service(web::to(not_found)),
         )
         .service(

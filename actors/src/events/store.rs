@@ -26,6 +26,8 @@ pub enum EventKind {
     PointsCredited,
     /// Points were withdrawn for an order.
     PointsWithdrawn,
+    /// A reward was added to the catalogue or changed.
+    RewardChanged,
 }
 
 impl EventKind {
@@ -37,6 +39,7 @@ impl EventKind {
             EventKind::OrderStatusChanged => "order.status_changed",
             EventKind::PointsCredited => "points.credited",
             EventKind::PointsWithdrawn => "points.withdrawn",
+            EventKind::RewardChanged => "reward.changed",
         }
     }
 }
