@@ -12,6 +12,7 @@ pub mod routes;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;
+pub mod warehouse;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -20,3 +20,4 @@ mod rewards;
 mod roles;
 mod scripted;
 mod users;
+mod warehouse;
