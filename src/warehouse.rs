@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::Server;
 use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -97,20 +97,13 @@ pub fn run(listener: TcpListener, settings: WarehouseSettings) -> std::io::Resul
         settings,
         state: Mutex::default(),
     });
-    let mut server = HttpServer::new(move || {
-        App::new()
+    crate::emulator::serve(listener, stop_on_signals, MAX_BODY, move |routes| {
+        routes
             .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(MAX_BODY))
             .route("/api/shipments", web::post().to(ship))
             .route("/api/shipments/{tracking}", web::get().to(track))
-            .route("/api/stock", web::post().to(set_stock))
+            .route("/api/stock", web::post().to(set_stock));
     })
-    .workers(2)
-    .shutdown_timeout(1);
-    if !stop_on_signals {
-        server = server.disable_signals();
-    }
-    Ok(server.listen(listener)?.run())
 }
 
 #[derive(Debug, thiserror::Error)]

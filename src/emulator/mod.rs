@@ -52,18 +52,36 @@ pub fn run(listener: TcpListener, settings: EmulatorSettings) -> std::io::Result
         limiter: RateLimiter::new(settings.rate_limit),
         store: Store::new(settings.processing_delay),
     });
+    serve(
+        listener,
+        settings.stop_on_signals,
+        MAX_BODY,
+        move |routes| {
+            routes
+                .app_data(state.clone())
+                .route("/api/goods", web::post().to(register_rule))
+                .route("/api/orders", web::post().to(register_order))
+                .route("/api/orders/{number}", web::get().to(get_order));
+        },
+    )
+}
+
+/// Serves an emulator's `routes` on `listener`, bodies up to `max_body` bytes. State sits
+/// behind short locks; two workers are plenty for an emulator.
+pub(crate) fn serve(
+    listener: TcpListener,
+    stop_on_signals: bool,
+    max_body: usize,
+    routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<Server> {
     let mut server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(MAX_BODY))
-            .route("/api/goods", web::post().to(register_rule))
-            .route("/api/orders", web::post().to(register_order))
-            .route("/api/orders/{number}", web::get().to(get_order))
+            .app_data(web::PayloadConfig::new(max_body))
+            .configure(routes.clone())
     })
-    // State sits behind short locks; two workers are plenty for an emulator.
     .workers(2)
     .shutdown_timeout(1);
-    if !settings.stop_on_signals {
+    if !stop_on_signals {
         server = server.disable_signals();
     }
     Ok(server.listen(listener)?.run())
