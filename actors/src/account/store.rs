@@ -207,7 +207,7 @@ pub async fn withdraw(
             delta: -sum.cents(),
             cause: CAUSE_WITHDRAWAL,
         };
-        match post(&txn, user, state, change, order).await? {
+        match post(&txn, user, state, change, order.as_str()).await? {
             Some(next) => {
                 let withdrawn = Withdrawn {
                     order,
@@ -271,7 +271,7 @@ pub async fn credit(
             delta: amount.cents(),
             cause: CAUSE_ACCRUAL,
         };
-        match post(&txn, user, state, change, order).await? {
+        match post(&txn, user, state, change, order.as_str()).await? {
             Some(next) => {
                 let credited = Credited {
                     order,
@@ -407,7 +407,7 @@ struct Credited<'a> {
 }
 
 /// One change of a balance: the new totals and the ledger entry that explains them.
-struct Change {
+pub(crate) struct Change {
     current: Points,
     withdrawn: Points,
     delta: i64,
@@ -417,18 +417,18 @@ struct Change {
 /// Appends the ledger row and writes the new balance inside `txn`, if the balance row is
 /// still at `state.version`. `None` when someone wrote first: the caller rolls back,
 /// reloads and decides again.
-async fn post(
+pub(crate) async fn post(
     txn: &DatabaseTransaction,
     user: UserId,
     state: AccountState,
     change: Change,
-    order: &OrderNumber,
+    reference: &str,
 ) -> Result<Option<AccountState>, DbErr> {
     ledger::Entity::insert(ledger::ActiveModel {
         user_id: Set(user.0),
         delta: Set(change.delta),
         cause: Set(change.cause.to_owned()),
-        reference: Set(order.to_string()),
+        reference: Set(reference.to_owned()),
         created_at: Set(now()),
         balance_after: Set(Some(change.current.cents())),
         ..Default::default()

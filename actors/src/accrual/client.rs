@@ -8,9 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 use crate::domain::{OrderNumber, Points};
-
-/// The largest answer body read from the accrual system.
-pub const MAX_BODY: usize = 64 * 1024;
+use crate::http::{describe, parse_retry_after, read_capped};
 
 /// What the accrual system said about an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,14 +52,7 @@ impl AccrualClient {
     /// A client for the accrual system at `base` (`http://host:port`), each request
     /// bounded by `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_max_idle_per_host(64)
-            // A redirect is a failure, asked again later: following it would let whoever
-            // answers send us to any address and have that reply credited.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = crate::http::client(timeout)?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -98,36 +89,6 @@ impl AccrualClient {
     }
 }
 
-/// Reads a body chunk by chunk, giving up past [`MAX_BODY`]: an answer is a few dozen
-/// bytes, and a huge one must not take the service's memory with it.
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("the answer is over {MAX_BODY} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
 /// Reads a `200` body; anything unexpected is a failure, never a guess.
 pub fn parse_reply(order: &OrderNumber, body: &[u8]) -> Answer {
     let reply: Reply = match serde_json::from_slice(body) {
@@ -148,16 +109,6 @@ pub fn parse_reply(order: &OrderNumber, body: &[u8]) -> Answer {
         },
         other => Answer::Failed(format!("unknown status {other:?}")),
     }
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date; `None` when unusable.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The `N` of `No more than N requests per minute allowed`.
@@ -203,19 +154,6 @@ mod tests {
             answer(r#"{"order":"79927398713","status":"PROCESSED","accrual":-5}"#),
             Answer::Failed(_)
         ));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-3", now), None);
     }
 
     #[test]

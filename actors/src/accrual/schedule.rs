@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use rand::Rng;
+
 /// Delays before asking about an order again.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -53,6 +55,23 @@ pub const MAX_UNKNOWN_DELAY: Duration = Duration::from_secs(3600);
 /// An old unknown order waits this fraction of its age (one tenth) between questions.
 const AGE_SHARE: u32 = 10;
 
+/// The longest pause a `Retry-After` can impose; longer ones are taken as this.
+pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
+
+/// The shortest pause after a `429`, so that `Retry-After: 0` cannot make every poller
+/// hammer the system that throttled us.
+pub const MIN_PAUSE: Duration = Duration::from_secs(1);
+
+/// How long to pause after a `429`: its `Retry-After`, bounded, or else the configured
+/// default.
+pub fn pause_for(retry_after: Option<Duration>, default: Duration) -> Duration {
+    retry_after.map_or(default, |wait| wait.clamp(MIN_PAUSE, MAX_PAUSE))
+}
+
+/// Up to 10 % shorter, so that work scheduled together spreads out.
+pub fn jitter(delay: Duration) -> Duration {
+    delay.mul_f64(rand::rng().random_range(0.9..=1.0))
+}
 /// Keeps our request rate under a per-minute limit by mirroring the accrual system's
 /// sliding window with our own send times: a request may leave when fewer than `limit`
 /// of ours left in the last minute (plus a margin for network delay). A limit is

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
-use rand::Rng;
 use tokio::sync::watch;
 
 use super::client::{AccrualClient, Answer};
 use super::messages::{Drain, OrderAccepted, Pause, Poll};
 use super::poller::AccrualPoller;
-use super::schedule::{Backoff, Pacer, Retry};
+use super::schedule::{jitter, pause_for, Backoff, Pacer, Retry};
 use crate::account::{Accounts, Credit};
 use crate::db::Db;
 use crate::domain::{OrderNumber, UserId};
@@ -34,13 +33,6 @@ pub struct AccrualSettings {
 /// Margin added to the mirrored one-minute window, for the time a request spends on the
 /// way to the accrual system.
 const PACING_MARGIN: Duration = Duration::from_millis(500);
-
-/// The longest pause a `Retry-After` can impose; longer ones are taken as this.
-const MAX_PAUSE: Duration = Duration::from_secs(3600);
-
-/// The shortest pause after a `429`, so that `Retry-After: 0` cannot make every poller
-/// hammer the accrual system.
-const MIN_PAUSE: Duration = Duration::from_secs(1);
 
 /// The farthest ahead anything is scheduled.
 const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
@@ -535,21 +527,10 @@ fn again(backoff: Backoff, status: OrderStatus, attempts: u32, reason: String) -
     }
 }
 
-/// How long to pause after a `429`: its `Retry-After`, bounded, or else the configured
-/// default.
-fn pause_for(retry_after: Option<Duration>, default: Duration) -> Duration {
-    retry_after.map_or(default, |wait| wait.clamp(MIN_PAUSE, MAX_PAUSE))
-}
-
 /// The moment `delay` from now; values from outside never overflow the clock.
 fn after(delay: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(delay.min(MAX_DELAY)).unwrap_or(now)
-}
-
-/// Up to 10 % shorter, so that orders uploaded together spread out.
-fn jitter(delay: Duration) -> Duration {
-    delay.mul_f64(rand::rng().random_range(0.9..=1.0))
 }
 
 impl Actor for AccrualSupervisor {
@@ -589,6 +570,7 @@ impl Handler<Drain> for AccrualSupervisor {
 
 #[cfg(test)]
 mod tests {
+    use super::super::schedule::{MAX_PAUSE, MIN_PAUSE};
     use super::*;
 
     #[test]
