@@ -211,6 +211,11 @@ impl Points {
         self.0.checked_add(other.0).map(Points)
     }
 
+    /// `self × times`, or `None` past the ledger's range.
+    pub fn checked_mul(self, times: u32) -> Option<Points> {
+        self.0.checked_mul(i64::from(times)).map(Points)
+    }
+
     /// `self - other`, or `None` when that would be negative.
     pub fn checked_sub(self, other: Points) -> Option<Points> {
         self.0

@@ -18,6 +18,15 @@ pub enum AccountError {
     /// The order number was spent on a different withdrawal.
     #[error("the order number was already used for a withdrawal")]
     OrderAlreadyUsed,
+    /// The reward is unknown or not offered.
+    #[error("no such reward on offer")]
+    RewardNotFound,
+    /// The reward's stock does not cover the quantity.
+    #[error("not enough stock")]
+    OutOfStock,
+    /// The idempotency key came before with another request.
+    #[error("the idempotency key was used for another request")]
+    KeyReused,
     /// A balance would leave the range the ledger can hold.
     #[error("the balance would overflow")]
     Overflow,

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod figures;
+pub mod fulfilment;
 pub mod http;
 pub mod orders;
 pub mod rewards;

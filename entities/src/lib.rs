@@ -4,8 +4,11 @@ pub mod prelude;
 
 pub mod accounts;
 pub mod events;
+pub mod idempotency_keys;
 pub mod ledger;
 pub mod orders;
+pub mod redemption_events;
+pub mod redemptions;
 pub mod rewards;
 pub mod settings;
 pub mod users;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_tables;
 mod m20261202_000001_statement_and_events;
 mod m20261202_000002_rewards;
+mod m20261202_000003_redemptions;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_tables::Migration),
             Box::new(m20261202_000001_statement_and_events::Migration),
             Box::new(m20261202_000002_rewards::Migration),
+            Box::new(m20261202_000003_redemptions::Migration),
         ]
     }
 }

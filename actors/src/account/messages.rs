@@ -6,6 +6,7 @@ use super::store::{Credentials, CreditOutcome, HistoryEntry, WithdrawOutcome, Wi
 use super::AccountActor;
 use crate::domain::{OrderNumber, Points, UserId};
 use crate::error::AccountError;
+use crate::fulfilment::store::{RedeemRequest, Redeemed, RedemptionView};
 
 /// A balance as shown to its owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,37 @@ pub struct ListHistory {
     pub before: Option<i64>,
     /// At most this many.
     pub limit: u64,
+}
+
+/// Exchanges points for a reward: stock, charge, redemption and shipment request in one
+/// commit.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Redeemed, AccountError>")]
+pub struct Redeem {
+    /// What, how many, where, and the idempotency key.
+    pub request: RedeemRequest,
+}
+
+/// Cancels a redemption the fulfilment service refused, giving points and stock back.
+/// `false` when it was no longer waiting for the fulfilment service.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, AccountError>")]
+pub struct Refund {
+    /// The redemption.
+    pub redemption: String,
+}
+
+/// Lists the user's redemptions, oldest first.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Vec<RedemptionView>, AccountError>")]
+pub struct ListRedemptions;
+
+/// One of the user's redemptions; `None` when unknown or someone else's.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<RedemptionView>, AccountError>")]
+pub struct GetRedemption {
+    /// Its id.
+    pub id: String,
 }
 
 /// Registers a user with an already hashed password and opens their account.

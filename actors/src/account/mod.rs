@@ -15,6 +15,7 @@ use store::AccountState;
 use crate::db::Db;
 use crate::domain::UserId;
 use crate::error::AccountError;
+use crate::fulfilment::{self, store::Redeemed};
 
 /// Holds one user's balance. Mutations are handled one at a time (`AtomicResponse`), each
 /// in one transaction, and the cached state changes only after the commit. Stops itself
@@ -134,6 +135,46 @@ impl Handler<Credit> for AccountActor {
         self.mutate(move |db, state, user| async move {
             store::credit(&db, state, user, &msg.order, msg.amount).await
         })
+    }
+}
+
+impl Handler<Redeem> for AccountActor {
+    type Result = AtomicResponse<Self, Result<Redeemed, AccountError>>;
+
+    fn handle(&mut self, msg: Redeem, _: &mut Self::Context) -> Self::Result {
+        self.mutate(move |db, state, user| async move {
+            fulfilment::store::redeem(&db, state, user, &msg.request).await
+        })
+    }
+}
+
+impl Handler<Refund> for AccountActor {
+    type Result = AtomicResponse<Self, Result<bool, AccountError>>;
+
+    fn handle(&mut self, msg: Refund, _: &mut Self::Context) -> Self::Result {
+        self.mutate(move |db, state, user| async move {
+            fulfilment::store::refund(&db, state, user, &msg.redemption).await
+        })
+    }
+}
+
+impl Handler<ListRedemptions> for AccountActor {
+    type Result = ResponseFuture<Result<Vec<fulfilment::store::RedemptionView>, AccountError>>;
+
+    fn handle(&mut self, _: ListRedemptions, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let (db, user) = (self.db.clone(), self.user);
+        Box::pin(async move { Ok(fulfilment::store::list(&db, user).await?) })
+    }
+}
+
+impl Handler<GetRedemption> for AccountActor {
+    type Result = ResponseFuture<Result<Option<fulfilment::store::RedemptionView>, AccountError>>;
+
+    fn handle(&mut self, msg: GetRedemption, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let (db, user) = (self.db.clone(), self.user);
+        Box::pin(async move { Ok(fulfilment::store::view(&db.reader, user, &msg.id).await?) })
     }
 }
 

@@ -408,10 +408,10 @@ struct Credited<'a> {
 
 /// One change of a balance: the new totals and the ledger entry that explains them.
 pub(crate) struct Change {
-    current: Points,
-    withdrawn: Points,
-    delta: i64,
-    cause: &'static str,
+    pub(crate) current: Points,
+    pub(crate) withdrawn: Points,
+    pub(crate) delta: i64,
+    pub(crate) cause: &'static str,
 }
 
 /// Appends the ledger row and writes the new balance inside `txn`, if the balance row is

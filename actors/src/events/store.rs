@@ -28,6 +28,12 @@ pub enum EventKind {
     PointsWithdrawn,
     /// A reward was added to the catalogue or changed.
     RewardChanged,
+    /// Points were exchanged for a reward; its shipment is requested.
+    RedemptionRequested,
+    /// A redemption's shipment moved on (or was cancelled).
+    RedemptionStatusChanged,
+    /// A cancelled redemption's points came back.
+    PointsRefunded,
 }
 
 impl EventKind {
@@ -40,6 +46,9 @@ impl EventKind {
             EventKind::PointsCredited => "points.credited",
             EventKind::PointsWithdrawn => "points.withdrawn",
             EventKind::RewardChanged => "reward.changed",
+            EventKind::RedemptionRequested => "redemption.requested",
+            EventKind::RedemptionStatusChanged => "redemption.status_changed",
+            EventKind::PointsRefunded => "points.refunded",
         }
     }
 }
