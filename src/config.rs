@@ -121,6 +121,31 @@ pub struct Settings {
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
 
+    /// Base URL of the warehouse's fulfilment service. Unset: in demo mode the bundled
+    /// emulator runs in-process; otherwise redemptions answer 503.
+    #[arg(long, env = "FULFILMENT_ADDRESS", value_parser = accrual_address)]
+    pub fulfilment_address: Option<String>,
+
+    /// Address of the in-process fulfilment emulator (loopback only), demo mode only.
+    #[arg(long, env = "FULFILMENT_EMULATOR_ADDRESS", default_value = "127.0.0.1:8082", value_parser = loopback_address)]
+    pub fulfilment_emulator_address: String,
+
+    /// Requests to the fulfilment service in flight at most.
+    #[arg(long, env = "FULFILMENT_IN_FLIGHT", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub fulfilment_in_flight: u32,
+
+    /// First delay before asking the fulfilment service again (doubles up to the maximum).
+    #[arg(long, env = "FULFILMENT_RETRY_MIN", default_value = "100ms", value_parser = positive_duration)]
+    pub fulfilment_retry_min: Duration,
+
+    /// Cap of that delay.
+    #[arg(long, env = "FULFILMENT_RETRY_MAX", default_value = "30s", value_parser = positive_duration)]
+    pub fulfilment_retry_max: Duration,
+
+    /// Timeout of one request to the fulfilment service.
+    #[arg(long, env = "FULFILMENT_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
+    pub fulfilment_timeout: Duration,
+
     /// Deadline for reading a whole request body.
     #[arg(long, env = "BODY_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub body_timeout: Duration,
@@ -159,13 +184,13 @@ fn role_token(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// An accrual address: set means set. An empty value would otherwise start the demo
-/// emulator in production by accident.
+/// An outside system's address: set means set. An empty value would otherwise start a
+/// demo emulator in production by accident.
 fn accrual_address(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err(
-            "the accrual address is empty; unset it to run the demo emulator, or give the accrual system's URL"
+            "the address is empty; unset it to run the demo emulator, or give the system's URL"
                 .to_owned(),
         );
     }

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// Too much work queued already; `Retry-After` says when to come back.
     #[error("{0}; try again shortly")]
     Busy(&'static str),
+    /// A part the request needs is not set up.
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// Our own failure; the cause goes to the log only.
     #[error("internal error")]
     Internal(String),
@@ -75,7 +78,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +119,11 @@ impl From<AccountError> for ApiError {
                 ApiError::Conflict("the order number was already used for a withdrawal")
             }
             AccountError::Overflow => ApiError::BadRequest("the balance would overflow".into()),
+            AccountError::RewardNotFound => ApiError::NotFound("no such reward on offer"),
+            AccountError::OutOfStock => ApiError::Conflict("not enough stock"),
+            AccountError::KeyReused => {
+                ApiError::Unprocessable("this Idempotency-Key was used with another request".into())
+            }
             other => ApiError::internal(other),
         }
     }

@@ -15,6 +15,7 @@ use gophermart_actors::accrual::{
 };
 use gophermart_actors::events::{EventRelay, RelaySettings};
 use gophermart_actors::figures::Figures;
+use gophermart_actors::fulfilment::{DispatchSettings, FulfilmentClient, FulfilmentDispatcher};
 use gophermart_actors::orders::OrderRegistry;
 use gophermart_actors::rewards::Catalogue;
 use gophermart_actors::{settings, Db};
@@ -30,6 +31,7 @@ use crate::protect;
 use crate::roles::{RoleToken, Roles};
 use crate::routes;
 use crate::throttle::Throttles;
+use crate::warehouse::{self, WarehouseSettings};
 
 /// Seconds the server waits for in-flight requests after a stop signal.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -112,7 +114,8 @@ pub struct Application {
     server: Server,
     db: Db,
     supervisor: Addr<AccrualGuardian>,
-    emulator: Option<ServerHandle>,
+    /// The demo emulators running in this process, stopped last.
+    emulators: Vec<ServerHandle>,
     stop_on_signals: bool,
 }
 
@@ -196,6 +199,40 @@ impl Application {
         .start();
         let figures = Figures::new(db.clone()).start();
         let catalogue = web::Data::new(Catalogue::new(db.clone()).start());
+        let mut emulators: Vec<ServerHandle> = emulator.into_iter().collect();
+        let fulfilment_url = match &settings.fulfilment_address {
+            Some(address) => Some(with_scheme(address)),
+            None if !emulators.is_empty() => {
+                let (url, server) = start_warehouse(&settings.fulfilment_emulator_address)?;
+                emulators.push(server);
+                Some(url)
+            }
+            None => {
+                tracing::warn!("no fulfilment service configured: redemptions answer 503; set FULFILMENT_ADDRESS");
+                None
+            }
+        };
+        let dispatcher = match fulfilment_url {
+            Some(url) => {
+                let client = FulfilmentClient::new(&url, settings.fulfilment_timeout)
+                    .context("Failed to build the fulfilment client")?;
+                let dispatch = DispatchSettings {
+                    in_flight: settings.fulfilment_in_flight as usize,
+                    backoff: Backoff {
+                        retry_min: settings.fulfilment_retry_min,
+                        retry_max: settings.fulfilment_retry_max,
+                        unknown_retry_max: settings.fulfilment_retry_max,
+                    },
+                    default_pause: settings.accrual_default_pause,
+                };
+                Some(
+                    FulfilmentDispatcher::new(db.clone(), accounts.clone(), client, dispatch)
+                        .start(),
+                )
+            }
+            None => None,
+        };
+        let dispatcher = web::Data::new(dispatcher);
 
         let address = listen_address(&settings.address);
         let listener =
@@ -252,6 +289,7 @@ impl Application {
                 .app_data(relay_data.clone())
                 .app_data(figures.clone())
                 .app_data(catalogue.clone())
+                .app_data(dispatcher.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
@@ -274,7 +312,7 @@ impl Application {
             server,
             db,
             supervisor,
-            emulator,
+            emulators,
             stop_on_signals: true,
         })
     }
@@ -317,7 +355,7 @@ impl Application {
         {
             tracing::warn!(%error, "accrual supervisor already stopped");
         }
-        if let Some(emulator) = self.emulator {
+        for emulator in self.emulators {
             emulator.stop(true).await;
         }
         self.db.close().await;
@@ -366,6 +404,26 @@ fn start_emulator(address: &str) -> anyhow::Result<(String, ServerHandle)> {
         %url,
         "no accrual system configured: running the bundled emulator in demo mode; set -r / ACCRUAL_SYSTEM_ADDRESS in production"
     );
+    Ok((url, handle))
+}
+
+/// Starts the bundled fulfilment emulator in this process (demo mode) and returns its URL.
+fn start_warehouse(address: &str) -> anyhow::Result<(String, ServerHandle)> {
+    let address = listen_address(address);
+    let listener = TcpListener::bind(&address)
+        .with_context(|| format!("Failed to bind the fulfilment emulator on {address}"))?;
+    let url = with_scheme(&listener.local_addr()?.to_string());
+    let server = warehouse::run(
+        listener,
+        WarehouseSettings {
+            shipping_delay: Duration::from_secs(2),
+            fail_rate: 0.0,
+            stop_on_signals: false,
+        },
+    )?;
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    tracing::warn!(%url, "demo mode: running the bundled fulfilment emulator; set FULFILMENT_ADDRESS in production");
     Ok((url, handle))
 }
 

@@ -291,7 +291,7 @@ pub async fn assert_ledger_matches_in(db_url: &str) {
             backend,
             "SELECT a.user_id, a.current, a.withdrawn, \
              CAST(COALESCE((SELECT SUM(delta) FROM ledger l WHERE l.user_id = a.user_id), 0) AS BIGINT) AS total, \
-             CAST(COALESCE((SELECT -SUM(delta) FROM ledger l WHERE l.user_id = a.user_id AND delta < 0), 0) AS BIGINT) AS spent, \
+             CAST(COALESCE((SELECT -SUM(delta) FROM ledger l WHERE l.user_id = a.user_id AND cause = 'withdrawal'), 0) AS BIGINT) AS spent, \
              CAST(COALESCE((SELECT SUM(sum) FROM withdrawals w WHERE w.user_id = a.user_id), 0) AS BIGINT) AS listed \
              FROM accounts a",
         ))

@@ -52,7 +52,7 @@ async fn the_summary_adds_up_the_programme(backend: Backend) {
             "points_redeemed": 0,
             "points_refunded": 0,
             "orders": {"INVALID": 1, "NEW": 1, "PROCESSED": 2, "PROCESSING": 0},
-            "redemptions": {},
+            "redemptions": {"REQUESTED": 0, "ACCEPTED": 0, "SHIPPED": 0, "DELIVERED": 0, "CANCELLED": 0},
             "coupons": {"issued": 0, "redeemed": 0},
             "accrual_backlog": 1,
             "fulfilment_backlog": 0,

@@ -16,6 +16,7 @@ mod hostile;
 mod lifecycle;
 mod orders;
 mod process;
+mod redemptions;
 mod rewards;
 mod roles;
 mod scripted;

@@ -96,6 +96,8 @@ async fn demo_mode_generates_both_tokens_and_prints_a_line_to_copy() {
             &db.url,
             "--emulator-address",
             "127.0.0.1:0",
+            "--fulfilment-emulator-address",
+            "127.0.0.1:0",
         ])
         .env_remove("ACCRUAL_SYSTEM_ADDRESS")
         .env_remove("ADMIN_TOKEN")

@@ -31,6 +31,10 @@ pub struct Summary {
     pub orders: BTreeMap<&'static str, i64>,
     /// Orders not final yet.
     pub accrual_backlog: i64,
+    /// Redemptions per status.
+    pub redemptions: BTreeMap<&'static str, i64>,
+    /// Shipment requests the fulfilment service has not acknowledged yet.
+    pub fulfilment_backlog: i64,
 }
 
 /// One UTC day of the programme.
@@ -214,6 +218,11 @@ struct SummaryRow {
     processing: i64,
     invalid: i64,
     processed: i64,
+    requested: i64,
+    accepted: i64,
+    shipped: i64,
+    delivered: i64,
+    cancelled: i64,
 }
 
 async fn summary(db: &Db) -> Result<Summary, DbErr> {
@@ -225,11 +234,15 @@ async fn summary(db: &Db) -> Result<Summary, DbErr> {
     let orders_in = |status: &str| {
         format!("(SELECT CAST(COUNT(*) AS BIGINT) FROM orders WHERE status = '{status}')")
     };
+    let redemptions_in = |status: &str| {
+        format!("(SELECT CAST(COUNT(*) AS BIGINT) FROM redemptions WHERE status = '{status}')")
+    };
     let text = format!(
         "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM users) AS users,
                 (SELECT CAST(COALESCE(SUM(current), 0) AS BIGINT) FROM accounts) AS outstanding,
                 {} AS accrued, {} AS withdrawn, {} AS redeemed, {} AS refunded,
-                {} AS new_orders, {} AS processing, {} AS invalid, {} AS processed",
+                {} AS new_orders, {} AS processing, {} AS invalid, {} AS processed,
+                {} AS requested, {} AS accepted, {} AS shipped, {} AS delivered, {} AS cancelled",
         sum_of("accrual", ""),
         sum_of("withdrawal", "-"),
         sum_of("redemption", "-"),
@@ -238,6 +251,11 @@ async fn summary(db: &Db) -> Result<Summary, DbErr> {
         orders_in("PROCESSING"),
         orders_in("INVALID"),
         orders_in("PROCESSED"),
+        redemptions_in("REQUESTED"),
+        redemptions_in("ACCEPTED"),
+        redemptions_in("SHIPPED"),
+        redemptions_in("DELIVERED"),
+        redemptions_in("CANCELLED"),
     );
     let row = SummaryRow::find_by_statement(statement(db, &text, Vec::new()))
         .one(&db.reader)
@@ -257,6 +275,14 @@ async fn summary(db: &Db) -> Result<Summary, DbErr> {
             ("PROCESSED", row.processed),
         ]),
         accrual_backlog: row.new_orders + row.processing,
+        redemptions: BTreeMap::from([
+            ("REQUESTED", row.requested),
+            ("ACCEPTED", row.accepted),
+            ("SHIPPED", row.shipped),
+            ("DELIVERED", row.delivered),
+            ("CANCELLED", row.cancelled),
+        ]),
+        fulfilment_backlog: row.requested,
     })
 }
 

@@ -42,6 +42,7 @@ struct SummaryBody {
     points_refunded: Cents,
     orders: BTreeMap<&'static str, i64>,
     redemptions: BTreeMap<&'static str, i64>,
+    // Coupons come with their own feature; until then there are none.
     coupons: Coupons,
     accrual_backlog: i64,
     fulfilment_backlog: i64,
@@ -75,14 +76,13 @@ pub async fn summary(
         points_redeemed: summary.points_redeemed,
         points_refunded: summary.points_refunded,
         orders: summary.orders,
-        // Rewards and coupons come with their own features; until then there are none.
-        redemptions: BTreeMap::new(),
+        redemptions: summary.redemptions,
         coupons: Coupons {
             issued: 0,
             redeemed: 0,
         },
         accrual_backlog: summary.accrual_backlog,
-        fulfilment_backlog: 0,
+        fulfilment_backlog: summary.fulfilment_backlog,
         events_unpublished: unpublished,
     })
 }

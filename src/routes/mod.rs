@@ -6,6 +6,7 @@ mod health;
 mod history;
 mod orders;
 mod query;
+mod redemptions;
 mod rewards;
 mod users;
 
@@ -31,7 +32,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/balance/withdraw", web::post().to(balance::withdraw))
                 .route("/withdrawals", web::get().to(balance::withdrawals))
                 .route("/balance/withdrawals", web::get().to(balance::withdrawals))
-                .route("/history", web::get().to(history::history)),
+                .route("/history", web::get().to(history::history))
+                .route("/redemptions", web::post().to(redemptions::redeem))
+                .route("/redemptions", web::get().to(redemptions::list))
+                .route("/redemptions/{id}", web::get().to(redemptions::one)),
         )
         .service(
             // Guarded whole: unknown paths under it answer 404 only to the operator.
