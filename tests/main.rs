@@ -20,5 +20,6 @@ mod redemptions;
 mod rewards;
 mod roles;
 mod scripted;
+mod shipping;
 mod users;
 mod warehouse;

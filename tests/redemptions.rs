@@ -12,6 +12,8 @@ use crate::helpers::{
     base_args, eventually, spawn_app_with, with_flags, Backend, TestAccrual, TestApp, TestDb,
     TestUser, ADMIN_TOKEN,
 };
+use crate::process::ServiceProcess;
+use crate::shipping::{CountingWarehouse, Fault};
 use gophermart::warehouse::{run, WarehouseSettings};
 
 crate::on_both_backends!(
@@ -20,7 +22,10 @@ crate::on_both_backends!(
     a_refused_shipment_is_cancelled_and_refunded_with_its_stock,
     bad_redemptions_change_nothing,
     concurrent_redemptions_never_oversell,
+    a_shopper_with_points_for_two_of_five_concurrent_redemptions_gets_two,
     transient_failures_are_retried_until_the_parcel_arrives,
+    faults_and_hangs_never_cancel_and_every_redemption_ships_once,
+    a_kill_9_while_requests_are_delivered_ships_each_redemption_once,
     a_request_made_while_the_warehouse_is_down_is_delivered_after_a_restart,
 );
 
@@ -131,8 +136,50 @@ async fn wait_for(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Val
     .unwrap_or_else(|| panic!("redemption {id} did not become {status}"))
 }
 
+/// The `fulfilment` binary as a child process; killed when dropped.
+struct FulfilmentProcess {
+    url: String,
+    child: std::process::Child,
+}
+
+impl FulfilmentProcess {
+    async fn start(args: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_fulfilment"))
+            .args(["-a", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the fulfilment binary");
+        eventually(Duration::from_secs(10), || async move {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        })
+        .await
+        .expect("the fulfilment binary listens");
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for FulfilmentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn a_redemption_charges_takes_stock_and_is_delivered_to_the_door(backend: Backend) {
-    let warehouse = warehouse(Duration::from_millis(300), 0.0);
+    // End to end against the `fulfilment` binary itself.
+    let warehouse = FulfilmentProcess::start(&["--shipping-delay", "300ms"]).await;
     let app = app_shipping_to(backend, &warehouse.url).await;
     add_reward(&app, "shampoo-500", json!(25.5), 5).await;
     let user = app.register_user().await;
@@ -296,6 +343,11 @@ async fn a_refused_shipment_is_cancelled_and_refunded_with_its_stock(backend: Ba
     assert_eq!(summary["points_redeemed"], json!(30));
     assert_eq!(summary["points_refunded"], json!(30));
     assert_eq!(summary["fulfilment_backlog"], json!(0));
+    assert_eq!(
+        app.admin_json("/api/admin/audit").await["mismatched"],
+        json!([]),
+        "balance = ledger"
+    );
 }
 
 async fn bad_redemptions_change_nothing(backend: Backend) {
@@ -412,15 +464,15 @@ async fn bad_redemptions_change_nothing(backend: Backend) {
 async fn concurrent_redemptions_never_oversell(backend: Backend) {
     let warehouse = warehouse(Duration::from_secs(60), 0.0);
     let app = app_shipping_to(backend, &warehouse.url).await;
-    add_reward(&app, "rare", json!(3), 5).await;
+    add_reward(&app, "rare", json!(3.5), 10).await;
     let mut users = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..30 {
         let user = app.register_user().await;
-        app.fund(&user, json!(9)).await;
+        app.fund(&user, json!(100)).await;
         users.push(user);
     }
     let body = json!({"reward": "rare", "quantity": 1, "address": "x"});
-    let attempts = (0..24).map(|i| redeem(&app, &users[i % 4], None, &body));
+    let attempts = (0..90).map(|i| redeem(&app, &users[i % users.len()], None, &body));
     let statuses: Vec<StatusCode> = join_all(attempts)
         .await
         .iter()
@@ -430,20 +482,46 @@ async fn concurrent_redemptions_never_oversell(backend: Backend) {
         .iter()
         .filter(|s| **s == StatusCode::CREATED)
         .count();
-    assert_eq!(created, 5, "{statuses:?}");
-    assert!(statuses.iter().all(|s| [
-        StatusCode::CREATED,
-        StatusCode::CONFLICT,
-        StatusCode::PAYMENT_REQUIRED
-    ]
-    .contains(s)));
+    assert_eq!(created, 10, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| [StatusCode::CREATED, StatusCode::CONFLICT].contains(s)));
     assert_eq!(stock_of(&app, "rare").await, json!(0));
-    let mut spent = 0;
+    let mut spent_cents = 0;
     for user in &users {
         let (current, _) = app.balance(user).await;
-        spent += 9 - current.parse::<i64>().unwrap();
+        let current: f64 = current.parse().unwrap();
+        spent_cents += 10_000 - (current * 100.0).round() as i64;
     }
-    assert_eq!(spent, 15, "five charged, three points each");
+    assert_eq!(spent_cents, 3_500, "ten charged, 3.5 points each");
+    crate::balance::assert_ledger_matches(&app).await;
+    let summary = app.admin_json("/api/admin/stats/summary").await;
+    assert_eq!(summary["points_redeemed"], json!(35));
+}
+
+async fn a_shopper_with_points_for_two_of_five_concurrent_redemptions_gets_two(backend: Backend) {
+    let warehouse = warehouse(Duration::from_secs(60), 0.0);
+    let app = app_shipping_to(backend, &warehouse.url).await;
+    add_reward(&app, "mug", json!(40), 100).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(99.99)).await;
+    let body = json!({"reward": "mug", "quantity": 1, "address": "x"});
+    let statuses: Vec<StatusCode> = join_all((0..5).map(|_| redeem(&app, &user, None, &body)))
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let short = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!((created, short), (2, 3), "{statuses:?}");
+    assert_eq!(app.balance(&user).await, ("19.99".into(), "0".into()));
+    assert_eq!(stock_of(&app, "mug").await, json!(98));
     crate::balance::assert_ledger_matches(&app).await;
 }
 
@@ -503,4 +581,129 @@ async fn a_request_made_while_the_warehouse_is_down_is_delivered_after_a_restart
     let delivered = wait_for(&app, &user, &id, "DELIVERED").await;
     assert_eq!(delivered["events"].as_array().unwrap().len(), 4);
     assert_eq!(app.balance(&user).await, ("8".into(), "0".into()));
+}
+
+async fn faults_and_hangs_never_cancel_and_every_redemption_ships_once(backend: Backend) {
+    // Three requests in ten fail: a 500, a garbage body, a hang past the timeout.
+    let faults = [
+        Fault::None,
+        Fault::ServerError,
+        Fault::None,
+        Fault::None,
+        Fault::Garbage,
+        Fault::None,
+        Fault::None,
+        Fault::Hang,
+        Fault::None,
+        Fault::None,
+    ];
+    let server = CountingWarehouse::start(faults.to_vec(), Duration::from_millis(1500));
+    let accrual = TestAccrual::instant();
+    let db = TestDb::create(backend).await;
+    let args = with_flags(
+        base_args(&db, &accrual.url),
+        &[
+            ("--fulfilment-address", server.url.as_str()),
+            ("--fulfilment-retry-min", "20ms"),
+            ("--fulfilment-retry-max", "200ms"),
+            ("--fulfilment-timeout", "500ms"),
+        ],
+    );
+    let app = spawn_app_with(db, args, Some(accrual)).await;
+    add_reward(&app, "cap", json!(1), 100).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(50)).await;
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let body = json!({"reward": "cap", "quantity": 1, "address": "x"});
+        let created: Value = redeem(&app, &user, None, &body).await.json().await.unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        wait_for(&app, &user, id, "DELIVERED").await;
+    }
+    let created = server.created();
+    assert_eq!(created.len(), ids.len());
+    assert!(
+        ids.iter().all(|id| created.get(id) == Some(&1)),
+        "{created:?}"
+    );
+    assert_eq!(app.balance(&user).await, ("42".into(), "0".into()));
+}
+
+async fn a_kill_9_while_requests_are_delivered_ships_each_redemption_once(backend: Backend) {
+    let server = CountingWarehouse::start(vec![Fault::None], Duration::ZERO);
+    let accrual = TestAccrual::instant();
+    let db = TestDb::create(backend).await;
+    let args = with_flags(
+        base_args(&db, &accrual.url),
+        &[
+            ("--fulfilment-address", server.url.as_str()),
+            ("--fulfilment-retry-min", "20ms"),
+            ("--fulfilment-retry-max", "200ms"),
+        ],
+    );
+    let first = ServiceProcess::start(args.clone()).await;
+    let client = reqwest::Client::new();
+    let reward = client
+        .post(format!("{}/api/admin/rewards", first.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(json!({"sku": "cap", "title": "Cap", "price": 1, "stock": 100}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reward.status(), StatusCode::CREATED);
+    let user = first.register_user().await;
+    let order = crate::helpers::order_number();
+    accrual.add_order_worth(&order, json!(100)).await;
+    first.post_order(&user, &order).await;
+    eventually(Duration::from_secs(15), || async {
+        let orders = first.orders(&user).await;
+        (orders.first()?["status"] == "PROCESSED").then_some(())
+    })
+    .await
+    .expect("funded");
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let response = client
+            .post(format!("{}/api/user/redemptions", first.address))
+            .bearer_auth(&user.token)
+            .body(json!({"reward": "cap", "quantity": 1, "address": "x"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let created: Value = response.json().await.unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    // Killed while the dispatcher is still delivering the last of them.
+    first.kill();
+    let second = ServiceProcess::start(args).await;
+    let delivered = eventually(Duration::from_secs(30), || async {
+        let list: Vec<Value> = client
+            .get(format!("{}/api/user/redemptions", second.address))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        list.iter()
+            .all(|r| r["status"] == "DELIVERED")
+            .then_some(list.len())
+    })
+    .await
+    .expect("every redemption delivered after the restart");
+    assert_eq!(delivered, 30);
+    let created = server.created();
+    assert_eq!(created.len(), 30, "one shipment per redemption");
+    assert!(
+        ids.iter().all(|id| created.get(id) == Some(&1)),
+        "{created:?}"
+    );
+    assert_eq!(
+        second.balance_text(&user).await,
+        r#"{"current":70,"withdrawn":0}"#
+    );
 }
