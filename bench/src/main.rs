@@ -62,6 +62,22 @@ enum Scenario {
         #[arg(long, default_value_t = 60)]
         limit: u32,
     },
+    /// Redemptions on one reward with plenty of stock, by many shoppers, against a
+    /// fulfilment service that answers at once; then redemption → ACCEPTED latency.
+    Redeem {
+        /// How long redemptions are loaded.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Distinct shoppers.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// Redemptions made one at a time for the latency figure.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// How fast the event relay drains a backlog into NATS JetStream: events are written
     /// with no broker configured, then the service restarts with one and the backlog is
     /// timed until it is published.
@@ -86,8 +102,15 @@ async fn main() -> anyhow::Result<()> {
         _ => 0,
     })?;
     // Only the events scenario needs the operator's API (older builds lack the flag).
+    let fulfilment = [
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--fulfilment-address",
+        &accrual.url,
+    ];
     let extra: &[&str] = match cli.scenario {
         Scenario::Events { .. } => &["--admin-token", ADMIN_TOKEN],
+        Scenario::Redeem { .. } => &fulfilment,
         _ => &[],
     };
     let mut service = Service::start(&cli, &accrual.url, extra).await?;
@@ -101,6 +124,12 @@ async fn main() -> anyhow::Result<()> {
         Scenario::RateLimit { orders, limit } => {
             rate_limit(&service, &accrual, *orders, *limit).await
         }
+        Scenario::Redeem {
+            duration,
+            concurrency,
+            users,
+            samples,
+        } => redeem(&service, *duration, *concurrency, *users, *samples).await,
         Scenario::Events { orders, nats_url } => {
             events(&cli, &mut service, &accrual, *orders, nats_url).await
         }
@@ -268,6 +297,106 @@ async fn events(
         "backlog of {backlog} drained in {:.2} s: {:.0} events/s (one publish at a time, each after the previous ack)",
         took.as_secs_f64(),
         backlog as f64 / took.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn redeem(
+    service: &Service,
+    duration: Duration,
+    concurrency: usize,
+    users: usize,
+    samples: usize,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let reward = client
+        .post(service.url("/api/admin/rewards"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"sku": "bench", "title": "Bench", "price": 0.01, "stock": 1_000_000_000}))
+        .send()
+        .await?;
+    if reward.status() != 201 {
+        bail!("creating the reward answered {}", reward.status());
+    }
+    // Each shopper earns 10 points (one order), enough for 1 000 redemptions.
+    let tokens = service.register_users(users).await?;
+    for (i, token) in tokens.iter().enumerate() {
+        client
+            .post(service.url("/api/user/orders"))
+            .bearer_auth(token)
+            .body(luhn_number(5 << 56 | i as u64))
+            .send()
+            .await?;
+    }
+    let started = Instant::now();
+    while service.summary(&client).await?["accrual_backlog"] != 0 {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the shoppers were not funded");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "scenario: {concurrency} clients, {users} shoppers, one reward, {}",
+        humantime::format_duration(duration)
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
+        "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    let run = load(concurrency, duration, |client, worker, i| {
+        let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
+        let url = service.url("/api/user/redemptions");
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"reward": "bench", "quantity": 1, "address": "1 Bench Road"}))
+                .send()
+                .await;
+            matches!(response, Ok(r) if r.status() == 201)
+        }
+    })
+    .await;
+    run.print("POST /api/user/redemptions");
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let token = &tokens[i % tokens.len()];
+        let started = Instant::now();
+        let created: Value = client
+            .post(service.url("/api/user/redemptions"))
+            .bearer_auth(token)
+            .json(&json!({"reward": "bench", "quantity": 1, "address": "1 Bench Road"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = created["id"]
+            .as_str()
+            .context("a redemption id")?
+            .to_owned();
+        loop {
+            let seen: Value = client
+                .get(service.url(&format!("/api/user/redemptions/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if seen["status"] != "REQUESTED" {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("redemption {id} was not accepted within 30 s");
+            }
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "redemption → ACCEPTED visible ({samples}, one at a time): median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.95)),
+        ms(percentile(&latencies, 1.0))
     );
     Ok(())
 }
@@ -643,6 +772,9 @@ impl Accrual {
                     App::new()
                         .app_data(shared.clone())
                         .route("/api/orders/{number}", web::get().to(answer))
+                        // An instant fulfilment service too: accepted at once, delivered.
+                        .route("/api/shipments", web::post().to(accept_shipment))
+                        .route("/api/shipments/{tracking}", web::get().to(delivered))
                 })
                 .workers(1)
                 .listen(listener);
@@ -660,6 +792,19 @@ impl Accrual {
             .map(|s| s.stats.clone())
             .unwrap_or_default()
     }
+}
+
+async fn accept_shipment(req: actix_web::HttpRequest) -> HttpResponse {
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none");
+    HttpResponse::Created().json(json!({"tracking": format!("T-{key}"), "status": "ACCEPTED"}))
+}
+
+async fn delivered(tracking: web::Path<String>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"tracking": tracking.into_inner(), "status": "DELIVERED"}))
 }
 
 async fn answer(state: web::Data<Mutex<AccrualState>>, number: web::Path<String>) -> HttpResponse {
