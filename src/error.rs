@@ -3,7 +3,9 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use gophermart_actors::error::{AccountError, EventError, FiguresError, OrderError, RewardError};
+use gophermart_actors::error::{
+    AccountError, CampaignError, EventError, FiguresError, OrderError, RewardError,
+};
 
 /// Everything a request can end in besides success.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +160,15 @@ impl From<RewardError> for ApiError {
             RewardError::StockOutOfRange => {
                 ApiError::Conflict("the stock would go below zero or above the maximum")
             }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<CampaignError> for ApiError {
+    fn from(error: CampaignError) -> Self {
+        match error {
+            CampaignError::IdTaken => ApiError::Conflict("a campaign with this id exists"),
             other => ApiError::internal(other),
         }
     }

@@ -13,6 +13,7 @@ use gophermart_actors::accrual::schedule::Backoff;
 use gophermart_actors::accrual::{
     AccrualClient, AccrualGuardian, AccrualSettings, AccrualSupervisor, Drain,
 };
+use gophermart_actors::coupons::CampaignRegistry;
 use gophermart_actors::events::{EventRelay, RelaySettings};
 use gophermart_actors::figures::Figures;
 use gophermart_actors::fulfilment::{DispatchSettings, FulfilmentClient, FulfilmentDispatcher};
@@ -199,6 +200,7 @@ impl Application {
         .start();
         let figures = Figures::new(db.clone()).start();
         let catalogue = web::Data::new(Catalogue::new(db.clone()).start());
+        let campaigns = web::Data::new(CampaignRegistry::new(db.clone()).start());
         let mut emulators: Vec<ServerHandle> = emulator.into_iter().collect();
         let fulfilment_url = match &settings.fulfilment_address {
             Some(address) => Some(with_scheme(address)),
@@ -289,6 +291,7 @@ impl Application {
                 .app_data(relay_data.clone())
                 .app_data(figures.clone())
                 .app_data(catalogue.clone())
+                .app_data(campaigns.clone())
                 .app_data(dispatcher.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))

@@ -8,6 +8,7 @@ mod helpers;
 mod abuse;
 mod accrual;
 mod balance;
+mod campaigns;
 mod emulator;
 mod events;
 mod figures;

@@ -90,6 +90,20 @@ pub enum FiguresError {
     Storage(#[from] DbErr),
 }
 
+/// What can go wrong with coupon campaigns.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    /// A campaign with this id exists.
+    #[error("a campaign with this id exists")]
+    IdTaken,
+    /// The registry could not be reached.
+    #[error("campaigns unavailable: {0}")]
+    Unavailable(#[from] MailboxError),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] DbErr),
+}
+
 /// What can go wrong with the rewards catalogue.
 #[derive(Debug, thiserror::Error)]
 pub enum RewardError {

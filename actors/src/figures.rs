@@ -35,6 +35,10 @@ pub struct Summary {
     pub redemptions: BTreeMap<&'static str, i64>,
     /// Shipment requests the fulfilment service has not acknowledged yet.
     pub fulfilment_backlog: i64,
+    /// Coupons claimed.
+    pub coupons_issued: i64,
+    /// Coupons used at checkout.
+    pub coupons_redeemed: i64,
 }
 
 /// One UTC day of the programme.
@@ -223,6 +227,8 @@ struct SummaryRow {
     shipped: i64,
     delivered: i64,
     cancelled: i64,
+    coupons_issued: i64,
+    coupons_redeemed: i64,
 }
 
 async fn summary(db: &Db) -> Result<Summary, DbErr> {
@@ -242,7 +248,9 @@ async fn summary(db: &Db) -> Result<Summary, DbErr> {
                 (SELECT CAST(COALESCE(SUM(current), 0) AS BIGINT) FROM accounts) AS outstanding,
                 {} AS accrued, {} AS withdrawn, {} AS redeemed, {} AS refunded,
                 {} AS new_orders, {} AS processing, {} AS invalid, {} AS processed,
-                {} AS requested, {} AS accepted, {} AS shipped, {} AS delivered, {} AS cancelled",
+                {} AS requested, {} AS accepted, {} AS shipped, {} AS delivered, {} AS cancelled,
+                (SELECT CAST(COUNT(user_id) AS BIGINT) FROM coupons) AS coupons_issued,
+                (SELECT CAST(COUNT(redeemed_at) AS BIGINT) FROM coupons) AS coupons_redeemed",
         sum_of("accrual", ""),
         sum_of("withdrawal", "-"),
         sum_of("redemption", "-"),
@@ -283,6 +291,8 @@ async fn summary(db: &Db) -> Result<Summary, DbErr> {
             ("CANCELLED", row.cancelled),
         ]),
         fulfilment_backlog: row.requested,
+        coupons_issued: row.coupons_issued,
+        coupons_redeemed: row.coupons_redeemed,
     })
 }
 

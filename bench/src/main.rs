@@ -78,6 +78,12 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// How long creating a coupon campaign takes, all its codes stored, by pool size.
+    Campaigns {
+        /// Pool sizes, one campaign each.
+        #[arg(long, value_delimiter = ',', default_value = "10000,200000,1000000")]
+        sizes: Vec<u32>,
+    },
     /// How fast the event relay drains a backlog into NATS JetStream: events are written
     /// with no broker configured, then the service restarts with one and the backlog is
     /// timed until it is published.
@@ -109,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         &accrual.url,
     ];
     let extra: &[&str] = match cli.scenario {
-        Scenario::Events { .. } => &["--admin-token", ADMIN_TOKEN],
+        Scenario::Events { .. } | Scenario::Campaigns { .. } => &["--admin-token", ADMIN_TOKEN],
         Scenario::Redeem { .. } => &fulfilment,
         _ => &[],
     };
@@ -130,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
             users,
             samples,
         } => redeem(&service, *duration, *concurrency, *users, *samples).await,
+        Scenario::Campaigns { sizes } => campaigns(&service, sizes).await,
         Scenario::Events { orders, nats_url } => {
             events(&cli, &mut service, &accrual, *orders, nats_url).await
         }
@@ -398,6 +405,34 @@ async fn redeem(
         ms(percentile(&latencies, 0.95)),
         ms(percentile(&latencies, 1.0))
     );
+    Ok(())
+}
+
+async fn campaigns(service: &Service, sizes: &[u32]) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    for (i, size) in sizes.iter().enumerate() {
+        let started = Instant::now();
+        let response = client
+            .post(service.url("/api/admin/campaigns"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(
+                &json!({"id": format!("bench-{i}"), "title": "Bench", "kind": "fixed",
+                          "value": 1, "quantity": size, "prefix": "BENCH"}),
+            )
+            .send()
+            .await?;
+        if response.status() != 201 {
+            bail!("creating {size} codes answered {}", response.status());
+        }
+        let took = started.elapsed();
+        println!(
+            "campaign of {size:>9} codes created in {:>7.2} s ({:.0} codes/s)",
+            took.as_secs_f64(),
+            f64::from(*size) / took.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 pub mod prelude;
 
 pub mod accounts;
+pub mod campaigns;
+pub mod coupons;
 pub mod events;
 pub mod idempotency_keys;
 pub mod ledger;

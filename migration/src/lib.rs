@@ -6,6 +6,7 @@ mod m20261122_000001_create_tables;
 mod m20261202_000001_statement_and_events;
 mod m20261202_000002_rewards;
 mod m20261202_000003_redemptions;
+mod m20261202_000004_coupons;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_statement_and_events::Migration),
             Box::new(m20261202_000002_rewards::Migration),
             Box::new(m20261202_000003_redemptions::Migration),
+            Box::new(m20261202_000004_coupons::Migration),
         ]
     }
 }

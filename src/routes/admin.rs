@@ -42,7 +42,6 @@ struct SummaryBody {
     points_refunded: Cents,
     orders: BTreeMap<&'static str, i64>,
     redemptions: BTreeMap<&'static str, i64>,
-    // Coupons come with their own feature; until then there are none.
     coupons: Coupons,
     accrual_backlog: i64,
     fulfilment_backlog: i64,
@@ -78,8 +77,8 @@ pub async fn summary(
         orders: summary.orders,
         redemptions: summary.redemptions,
         coupons: Coupons {
-            issued: 0,
-            redeemed: 0,
+            issued: summary.coupons_issued,
+            redeemed: summary.coupons_redeemed,
         },
         accrual_backlog: summary.accrual_backlog,
         fulfilment_backlog: summary.fulfilment_backlog,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod balance;
+mod campaigns;
 mod health;
 mod history;
 mod orders;
@@ -22,6 +23,7 @@ use crate::roles;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/api/rewards", web::get().to(rewards::on_offer))
+        .route("/api/campaigns", web::get().to(campaigns::open))
         .service(
             web::scope("/api/user")
                 .route("/register", web::post().to(users::register))
@@ -49,6 +51,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/rewards", web::post().to(rewards::create))
                 .route("/rewards", web::get().to(rewards::all))
                 .route("/rewards/{sku}", web::patch().to(rewards::change))
+                .route("/campaigns", web::post().to(campaigns::create))
+                .route("/campaigns/{id}", web::get().to(campaigns::get))
                 .default_service(web::to(not_found)),
         )
         .service(

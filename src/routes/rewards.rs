@@ -46,14 +46,14 @@ struct OnOffer {
 }
 
 /// Whether `sku` is 1–64 of `[A-Za-z0-9._-]`.
-fn valid_sku(sku: &str) -> bool {
+pub(super) fn valid_sku(sku: &str) -> bool {
     (1..=64).contains(&sku.len())
         && sku
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn title(text: String) -> Result<String, ApiError> {
+pub(super) fn title(text: String) -> Result<String, ApiError> {
     let length = text.chars().count();
     if !(1..=MAX_TITLE_CHARS).contains(&length) {
         return Err(ApiError::BadRequest(format!(

@@ -34,6 +34,8 @@ pub enum EventKind {
     RedemptionStatusChanged,
     /// A cancelled redemption's points came back.
     PointsRefunded,
+    /// A coupon campaign was created with its pool.
+    CampaignCreated,
 }
 
 impl EventKind {
@@ -49,6 +51,7 @@ impl EventKind {
             EventKind::RedemptionRequested => "redemption.requested",
             EventKind::RedemptionStatusChanged => "redemption.status_changed",
             EventKind::PointsRefunded => "points.refunded",
+            EventKind::CampaignCreated => "campaign.created",
         }
     }
 }
