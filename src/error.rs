@@ -51,6 +51,9 @@ pub enum ApiError {
     /// Too much work queued already; `Retry-After` says when to come back.
     #[error("{0}; try again shortly")]
     Busy(&'static str),
+    /// It existed, or was to exist, and is over.
+    #[error("{0}")]
+    Gone(&'static str),
     /// A part the request needs is not set up.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -74,6 +77,7 @@ impl ResponseError for ApiError {
             ApiError::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

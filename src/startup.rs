@@ -200,7 +200,7 @@ impl Application {
         .start();
         let figures = Figures::new(db.clone()).start();
         let catalogue = web::Data::new(Catalogue::new(db.clone()).start());
-        let campaigns = web::Data::new(CampaignRegistry::new(db.clone()).start());
+        let campaigns = web::Data::new(CampaignRegistry::new(db.clone(), accounts.clone()).start());
         let mut emulators: Vec<ServerHandle> = emulator.into_iter().collect();
         let fulfilment_url = match &settings.fulfilment_address {
             Some(address) => Some(with_scheme(address)),

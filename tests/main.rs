@@ -9,6 +9,7 @@ mod abuse;
 mod accrual;
 mod balance;
 mod campaigns;
+mod coupons;
 mod emulator;
 mod events;
 mod figures;

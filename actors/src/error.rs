@@ -27,6 +27,15 @@ pub enum AccountError {
     /// The idempotency key came before with another request.
     #[error("the idempotency key was used for another request")]
     KeyReused,
+    /// The same idempotency key is being used at this moment; ask again.
+    #[error("the idempotency key is in use")]
+    KeyRace,
+    /// The coupon code was bound meanwhile (by another instance).
+    #[error("the code was taken")]
+    CodeTaken,
+    /// The shopper holds as many codes of the campaign as allowed.
+    #[error("the limit per shopper is reached")]
+    LimitReached,
     /// A balance would leave the range the ledger can hold.
     #[error("the balance would overflow")]
     Overflow,

@@ -3,6 +3,7 @@
 mod admin;
 mod balance;
 mod campaigns;
+mod coupons;
 mod health;
 mod history;
 mod orders;
@@ -37,7 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/history", web::get().to(history::history))
                 .route("/redemptions", web::post().to(redemptions::redeem))
                 .route("/redemptions", web::get().to(redemptions::list))
-                .route("/redemptions/{id}", web::get().to(redemptions::one)),
+                .route("/redemptions/{id}", web::get().to(redemptions::one))
+                .route("/coupons", web::post().to(coupons::claim))
+                .route("/coupons", web::get().to(coupons::list)),
         )
         .service(
             // Guarded whole: unknown paths under it answer 404 only to the operator.
@@ -58,6 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/shop")
                 .wrap(from_fn(roles::shop_only))
+                .route("/coupons/{code}", web::get().to(coupons::preview))
+                .route("/coupons/{code}/redeem", web::post().to(coupons::redeem))
                 .default_service(web::to(not_found)),
         );
 }

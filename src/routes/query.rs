@@ -57,6 +57,11 @@ impl Params {
             })
     }
 
+    /// The text of a parameter, if given.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// A `YYYY-MM-DD` date; required.
     pub fn date(&self, name: &str) -> Result<NaiveDate, ApiError> {
         let text = self

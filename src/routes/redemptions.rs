@@ -77,7 +77,7 @@ impl From<RedemptionView> for Redemption {
 }
 
 /// The `Idempotency-Key` header: absent, or 1–128 visible ASCII characters.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };

@@ -4,6 +4,7 @@ use actix::{Addr, Message};
 
 use super::store::{Credentials, CreditOutcome, HistoryEntry, WithdrawOutcome, WithdrawalView};
 use super::AccountActor;
+use crate::coupons::store::{Binding, CouponView};
 use crate::domain::{OrderNumber, Points, UserId};
 use crate::error::AccountError;
 use crate::fulfilment::store::{RedeemRequest, Redeemed, RedemptionView};
@@ -89,6 +90,14 @@ pub struct ListRedemptions;
 pub struct GetRedemption {
     /// Its id.
     pub id: String,
+}
+
+/// Binds a free coupon code to the user and charges its price, in one commit.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<CouponView, AccountError>")]
+pub struct PayForCoupon {
+    /// The code, the campaign, the price and the slot, as the campaign decided.
+    pub binding: Binding,
 }
 
 /// Registers a user with an already hashed password and opens their account.

@@ -148,6 +148,16 @@ impl Handler<Redeem> for AccountActor {
     }
 }
 
+impl Handler<PayForCoupon> for AccountActor {
+    type Result = AtomicResponse<Self, Result<crate::coupons::store::CouponView, AccountError>>;
+
+    fn handle(&mut self, msg: PayForCoupon, _: &mut Self::Context) -> Self::Result {
+        self.mutate(move |db, state, user| async move {
+            crate::coupons::store::bind(&db, state, user, &msg.binding).await
+        })
+    }
+}
+
 impl Handler<Refund> for AccountActor {
     type Result = AtomicResponse<Self, Result<bool, AccountError>>;
 

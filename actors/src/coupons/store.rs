@@ -324,3 +324,406 @@ mod tests {
         assert!(random.bytes().all(|b| CROCKFORD.contains(&b)), "{code}");
     }
 }
+
+/// A coupon as its holder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponView {
+    /// The code.
+    pub code: String,
+    /// Its campaign.
+    pub campaign: NewCampaign,
+    /// When it was claimed.
+    pub issued_at: DateTime<FixedOffset>,
+    /// When it was used at checkout.
+    pub redeemed_at: Option<DateTime<FixedOffset>>,
+}
+
+impl CouponView {
+    /// `ISSUED`, `REDEEMED`, or `EXPIRED` once its campaign has ended unused.
+    pub fn status(&self, at: DateTime<FixedOffset>) -> &'static str {
+        if self.redeemed_at.is_some() {
+            "REDEEMED"
+        } else if self.campaign.ends_at.is_some_and(|ends| ends <= at) {
+            "EXPIRED"
+        } else {
+            "ISSUED"
+        }
+    }
+}
+
+/// A claim to bind, decided by the campaign's actor and paid through the shopper's.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The free code the campaign's actor picked.
+    pub code: String,
+    /// Its campaign.
+    pub campaign: String,
+    /// Points it costs.
+    pub price: Points,
+    /// Which of the shopper's codes of this campaign it becomes.
+    pub slot: u32,
+    /// The shopper's `Idempotency-Key`, if sent, and the request's digest.
+    pub key: Option<(String, String)>,
+}
+
+#[derive(Serialize)]
+struct Issued<'a> {
+    code: &'a str,
+    campaign: &'a str,
+    price: Points,
+    balance: Points,
+}
+
+/// Binds the code to the shopper and charges its price (a `coupon` ledger entry), in one
+/// commit: a code is never bound without payment, nor a payment made without a code. The
+/// bind is conditional on the code being free, whatever any actor's memory says.
+pub async fn bind(
+    db: &Db,
+    mut state: crate::account::store::AccountState,
+    user: crate::domain::UserId,
+    binding: &Binding,
+) -> Result<(CouponView, crate::account::store::AccountState), crate::error::AccountError> {
+    use crate::account::store::{load, post, Change};
+    use crate::error::AccountError;
+    use gophermart_entities::idempotency_keys;
+    use sea_orm::sea_query::Expr;
+    for _ in 0..8 {
+        let at = now();
+        let txn = db.writer.begin().await?;
+        let bound = coupons::Entity::update_many()
+            .col_expr(coupons::Column::UserId, Expr::value(Some(user.0)))
+            .col_expr(
+                coupons::Column::Slot,
+                Expr::value(Some(i32::try_from(binding.slot).unwrap_or(i32::MAX))),
+            )
+            .col_expr(coupons::Column::IssuedAt, Expr::value(Some(at)))
+            .filter(coupons::Column::Code.eq(binding.code.as_str()))
+            .filter(coupons::Column::UserId.is_null())
+            .exec(&txn)
+            .await;
+        let bound = match bound {
+            Ok(bound) => bound,
+            Err(error) => {
+                let _ = txn.rollback().await;
+                return Err(match error.sql_err() {
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                        AccountError::LimitReached
+                    }
+                    _ => error.into(),
+                });
+            }
+        };
+        if bound.rows_affected == 0 {
+            txn.rollback().await?;
+            return Err(AccountError::CodeTaken);
+        }
+        if let Some((key, fingerprint)) = &binding.key {
+            let stored = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
+                user_id: Set(user.0),
+                key: Set(key.clone()),
+                fingerprint: Set(fingerprint.clone()),
+                response: Set(binding.code.clone()),
+                created_at: Set(at),
+            })
+            .on_conflict_do_nothing_on([
+                idempotency_keys::Column::UserId,
+                idempotency_keys::Column::Key,
+            ])
+            .exec_without_returning(&txn)
+            .await?;
+            if !matches!(stored, TryInsertResult::Inserted(1)) {
+                txn.rollback().await?;
+                return Err(AccountError::KeyRace);
+            }
+        }
+        let mut next = state;
+        if !binding.price.is_zero() {
+            let Some(current) = state.current.checked_sub(binding.price) else {
+                txn.rollback().await?;
+                return Err(AccountError::InsufficientFunds);
+            };
+            let change = Change {
+                current,
+                withdrawn: state.withdrawn,
+                delta: -binding.price.cents(),
+                cause: CAUSE_COUPON,
+            };
+            match post(&txn, user, state, change, &binding.code).await? {
+                Some(posted) => next = posted,
+                None => {
+                    txn.rollback().await?;
+                    state = load(&db.writer, user).await?;
+                    continue;
+                }
+            }
+        }
+        let issued = Issued {
+            code: &binding.code,
+            campaign: &binding.campaign,
+            price: binding.price,
+            balance: next.current,
+        };
+        events::record(&txn, EventKind::CouponIssued, Some(user), &issued).await?;
+        let view = coupon(&txn, &binding.code)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(binding.code.clone()))?;
+        txn.commit().await?;
+        return Ok((view, next));
+    }
+    Err(AccountError::Contended)
+}
+
+/// Ledger cause of points paid for a coupon.
+pub const CAUSE_COUPON: &str = "coupon";
+
+/// A claimed coupon with its campaign, if the code exists and is claimed.
+pub async fn coupon(conn: &impl ConnectionTrait, code: &str) -> Result<Option<CouponView>, DbErr> {
+    let Some(row) = coupons::Entity::find_by_id(code).one(conn).await? else {
+        return Ok(None);
+    };
+    let Some(issued_at) = row.issued_at else {
+        return Ok(None);
+    };
+    let Some(campaign) = campaigns::Entity::find_by_id(row.campaign_id.as_str())
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let campaign = from_row(
+        campaign,
+        Counts {
+            issued: 0,
+            redeemed: 0,
+        },
+    )?
+    .campaign;
+    Ok(Some(CouponView {
+        code: row.code,
+        campaign,
+        issued_at,
+        redeemed_at: row.redeemed_at,
+    }))
+}
+
+/// The campaign a code belongs to, whether claimed or not.
+pub async fn campaign_of(db: &Db, code: &str) -> Result<Option<String>, DbErr> {
+    Ok(coupons::Entity::find_by_id(code)
+        .one(&db.reader)
+        .await?
+        .map(|row| row.campaign_id))
+}
+
+/// How many codes of `campaign` the shopper holds.
+pub async fn held(db: &Db, campaign: &str, user: i64) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    coupons::Entity::find()
+        .filter(coupons::Column::CampaignId.eq(campaign))
+        .filter(coupons::Column::UserId.eq(user))
+        .count(&db.writer)
+        .await
+}
+
+/// The first free code of `campaign` at or after position `from`.
+pub async fn next_free(db: &Db, campaign: &str, from: i64) -> Result<Option<(String, i64)>, DbErr> {
+    Ok(coupons::Entity::find()
+        .filter(coupons::Column::CampaignId.eq(campaign))
+        .filter(coupons::Column::Pos.gte(from))
+        .filter(coupons::Column::UserId.is_null())
+        .order_by_asc(coupons::Column::Pos)
+        .one(&db.writer)
+        .await?
+        .map(|row| (row.code, row.pos)))
+}
+
+/// The campaign row and its counters, read from the writer (the campaign's actor decides
+/// on them).
+pub async fn load_campaign(db: &Db, id: &str) -> Result<Option<Campaign>, DbErr> {
+    let Some(row) = campaigns::Entity::find_by_id(id).one(&db.writer).await? else {
+        return Ok(None);
+    };
+    let counts = counts(&db.writer, id).await?;
+    from_row(row, counts).map(Some)
+}
+
+/// A shopper's coupons, oldest claim first.
+pub async fn held_by(db: &Db, user: i64) -> Result<Vec<CouponView>, DbErr> {
+    let rows = coupons::Entity::find()
+        .filter(coupons::Column::UserId.eq(user))
+        .order_by_asc(coupons::Column::IssuedAt)
+        .order_by_asc(coupons::Column::Code)
+        .all(&db.reader)
+        .await?;
+    let mut views = Vec::with_capacity(rows.len());
+    let mut campaigns_seen: std::collections::HashMap<String, NewCampaign> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let Some(issued_at) = row.issued_at else {
+            continue;
+        };
+        let campaign = match campaigns_seen.get(&row.campaign_id) {
+            Some(campaign) => campaign.clone(),
+            None => {
+                let Some(found) = campaigns::Entity::find_by_id(row.campaign_id.as_str())
+                    .one(&db.reader)
+                    .await?
+                else {
+                    continue;
+                };
+                let campaign = from_row(
+                    found,
+                    Counts {
+                        issued: 0,
+                        redeemed: 0,
+                    },
+                )?
+                .campaign;
+                campaigns_seen.insert(row.campaign_id.clone(), campaign.clone());
+                campaign
+            }
+        };
+        views.push(CouponView {
+            code: row.code,
+            campaign,
+            issued_at,
+            redeemed_at: row.redeemed_at,
+        });
+    }
+    Ok(views)
+}
+
+/// A coupon's use at checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redemption {
+    /// The code.
+    pub code: String,
+    /// The order it paid towards.
+    pub order: String,
+    /// The order's amount.
+    pub amount: Points,
+    /// What it took off.
+    pub discount: Points,
+    /// When.
+    pub redeemed_at: DateTime<FixedOffset>,
+}
+
+/// The discount a campaign gives on `amount`: a fixed value capped at the amount, or the
+/// percent of the amount rounded half-up to 2 decimals.
+pub fn discount(campaign: &NewCampaign, amount: Points) -> Points {
+    let off = match campaign.kind {
+        CampaignKind::Fixed => campaign.value,
+        CampaignKind::Percent => {
+            let exact = amount.to_decimal() * campaign.value.to_decimal()
+                / rust_decimal::Decimal::ONE_HUNDRED;
+            let rounded = exact
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+            let cents = (rounded * rust_decimal::Decimal::ONE_HUNDRED)
+                .trunc()
+                .try_into()
+                .unwrap_or(i64::MAX);
+            Points::from_cents(cents).unwrap_or(amount)
+        }
+    };
+    off.min(amount)
+}
+
+#[derive(Serialize)]
+struct Used<'a> {
+    code: &'a str,
+    campaign: &'a str,
+    order: &'a str,
+    amount: Points,
+    discount: Points,
+}
+
+/// Marks a claimed code used for `order` and `amount`, with its event, unless it was
+/// used before: then the earlier use, for the caller to compare.
+pub async fn redeem(
+    db: &Db,
+    coupon: &CouponView,
+    holder: Option<i64>,
+    order: &str,
+    amount: Points,
+) -> Result<Result<Redemption, Redemption>, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let off = discount(&coupon.campaign, amount);
+    let at = now();
+    let txn = db.writer.begin().await?;
+    let used = coupons::Entity::update_many()
+        .col_expr(coupons::Column::OrderNumber, Expr::value(Some(order)))
+        .col_expr(coupons::Column::Amount, Expr::value(Some(amount.cents())))
+        .col_expr(coupons::Column::Discount, Expr::value(Some(off.cents())))
+        .col_expr(coupons::Column::RedeemedAt, Expr::value(Some(at)))
+        .filter(coupons::Column::Code.eq(coupon.code.as_str()))
+        .filter(coupons::Column::UserId.is_not_null())
+        .filter(coupons::Column::RedeemedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if used.rows_affected == 0 {
+        txn.rollback().await?;
+        let earlier = used_before(db, &coupon.code)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(coupon.code.clone()))?;
+        return Ok(Err(earlier));
+    }
+    let event = Used {
+        code: &coupon.code,
+        campaign: &coupon.campaign.id,
+        order,
+        amount,
+        discount: off,
+    };
+    events::record(
+        &txn,
+        EventKind::CouponRedeemed,
+        holder.map(crate::domain::UserId),
+        &event,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Ok(Redemption {
+        code: coupon.code.clone(),
+        order: order.to_owned(),
+        amount,
+        discount: off,
+        redeemed_at: at,
+    }))
+}
+
+/// How a code was used, if it was.
+pub async fn used_before(db: &Db, code: &str) -> Result<Option<Redemption>, DbErr> {
+    let Some(row) = coupons::Entity::find_by_id(code).one(&db.writer).await? else {
+        return Ok(None);
+    };
+    let (Some(order), Some(amount), Some(off), Some(at)) =
+        (row.order_number, row.amount, row.discount, row.redeemed_at)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Redemption {
+        code: row.code,
+        order,
+        amount: stored_points(amount)?,
+        discount: stored_points(off)?,
+        redeemed_at: at,
+    }))
+}
+
+/// Who holds a code.
+pub async fn holder(db: &Db, code: &str) -> Result<Option<i64>, DbErr> {
+    Ok(coupons::Entity::find_by_id(code)
+        .one(&db.reader)
+        .await?
+        .and_then(|row| row.user_id))
+}
+
+/// The shopper's earlier claim under `key`, if any.
+pub async fn earlier_claim(
+    db: &Db,
+    user: i64,
+    key: &str,
+) -> Result<Option<gophermart_entities::idempotency_keys::Model>, DbErr> {
+    gophermart_entities::idempotency_keys::Entity::find_by_id((user, key.to_owned()))
+        .one(&db.writer)
+        .await
+}

@@ -36,6 +36,10 @@ pub enum EventKind {
     PointsRefunded,
     /// A coupon campaign was created with its pool.
     CampaignCreated,
+    /// A shopper claimed a coupon.
+    CouponIssued,
+    /// A coupon was used at checkout.
+    CouponRedeemed,
 }
 
 impl EventKind {
@@ -52,6 +56,8 @@ impl EventKind {
             EventKind::RedemptionStatusChanged => "redemption.status_changed",
             EventKind::PointsRefunded => "points.refunded",
             EventKind::CampaignCreated => "campaign.created",
+            EventKind::CouponIssued => "coupon.issued",
+            EventKind::CouponRedeemed => "coupon.redeemed",
         }
     }
 }

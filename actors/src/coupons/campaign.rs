@@ -1,0 +1,275 @@
+//! The campaign actor: the write path of one campaign's pool. Claims are handled one at a
+//! time: the actor picks the next free code from its cursor and the shopper's account
+//! actor binds it and charges for it in one commit; the database decides whether the code
+//! was still free. The shop's checkout uses codes through it too.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use sea_orm::DbErr;
+
+use super::store::{self, Binding, CouponView, Redemption};
+use super::{Claim, UseCoupon};
+use crate::account::{Accounts, PayForCoupon};
+use crate::db::{now, Db};
+use crate::domain::Points;
+use crate::error::AccountError;
+
+/// How often a claim tries the next code when other instances keep taking them first.
+const TAKEN_RETRIES: usize = 64;
+
+/// What can go wrong with a claim or at checkout.
+#[derive(Debug, thiserror::Error)]
+pub enum CouponError {
+    /// No such campaign, or no such (claimed) code.
+    #[error("not found")]
+    NotFound,
+    /// The campaign has not started.
+    #[error("the campaign has not started")]
+    NotStarted,
+    /// The campaign has ended.
+    #[error("the campaign has ended")]
+    Ended,
+    /// Every code is claimed.
+    #[error("no code left")]
+    SoldOut,
+    /// The shopper holds as many codes of the campaign as allowed.
+    #[error("the limit per shopper is reached")]
+    LimitReached,
+    /// The idempotency key came before with another request.
+    #[error("the idempotency key was used for another request")]
+    KeyReused,
+    /// The balance does not cover the price.
+    #[error("not enough points")]
+    InsufficientFunds,
+    /// The code was used for another order or amount.
+    #[error("the code was used for another order")]
+    AlreadyUsed,
+    /// The order is below the campaign's minimum.
+    #[error("the order is below the campaign's minimum")]
+    BelowMinimum,
+    /// The order number or the amount is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// Another failure of the account actor.
+    #[error("account: {0}")]
+    Account(AccountError),
+    /// An actor could not be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(#[from] MailboxError),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(#[from] DbErr),
+}
+
+/// What a claim did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// A code is the shopper's now.
+    Created(CouponView),
+    /// The same key and request came before: the code they got.
+    Replayed(CouponView),
+}
+
+/// What a code does to an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    /// The code.
+    pub code: String,
+    /// What it takes off.
+    pub discount: Points,
+    /// The use, when the code was used (now, or before for the same order and amount).
+    pub redemption: Option<Redemption>,
+}
+
+/// The actor of one campaign; see the module docs.
+pub struct CampaignActor {
+    id: String,
+    db: Db,
+    accounts: Accounts,
+    /// The pool position before which every code is taken.
+    cursor: i64,
+    idle: Duration,
+    last_used: Instant,
+}
+
+impl CampaignActor {
+    /// The actor of campaign `id`, stopping after `idle` without messages.
+    pub fn new(id: String, db: Db, accounts: Accounts, idle: Duration) -> Self {
+        Self {
+            id,
+            db,
+            accounts,
+            cursor: 1,
+            idle,
+            last_used: Instant::now(),
+        }
+    }
+}
+
+impl Actor for CampaignActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let tick = (self.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        ctx.run_interval(tick, |actor, ctx| {
+            if actor.last_used.elapsed() >= actor.idle {
+                ctx.stop();
+            }
+        });
+    }
+}
+
+/// Decides one claim: the window, the key, the shopper's limit, then the next free code,
+/// bound and paid for through the shopper's account actor. Returns the new cursor.
+async fn claim(
+    db: Db,
+    accounts: Accounts,
+    id: String,
+    mut cursor: i64,
+    msg: Claim,
+) -> (i64, Result<Claimed, CouponError>) {
+    let result = async {
+        let campaign = store::load_campaign(&db, &id)
+            .await?
+            .ok_or(CouponError::NotFound)?;
+        if let Some((key, fingerprint)) = &msg.key {
+            if let Some(earlier) = store::earlier_claim(&db, msg.user.0, key).await? {
+                if earlier.fingerprint != *fingerprint {
+                    return Err(CouponError::KeyReused);
+                }
+                let view = store::coupon(&db.reader, &earlier.response)
+                    .await?
+                    .ok_or(CouponError::NotFound)?;
+                return Ok(Claimed::Replayed(view));
+            }
+        }
+        let at = now();
+        let c = &campaign.campaign;
+        if c.starts_at.is_some_and(|starts| at < starts) {
+            return Err(CouponError::NotStarted);
+        }
+        if c.ends_at.is_some_and(|ends| at >= ends) {
+            return Err(CouponError::Ended);
+        }
+        let held = store::held(&db, &id, msg.user.0).await?;
+        if held >= u64::from(c.per_user) {
+            return Err(CouponError::LimitReached);
+        }
+        for _ in 0..TAKEN_RETRIES {
+            let Some((code, pos)) = store::next_free(&db, &id, cursor).await? else {
+                return Err(CouponError::SoldOut);
+            };
+            let binding = Binding {
+                code,
+                campaign: id.clone(),
+                price: c.price,
+                slot: u32::try_from(held + 1).unwrap_or(u32::MAX),
+                key: msg.key.clone(),
+            };
+            match accounts.ask(msg.user, PayForCoupon { binding }).await {
+                Ok(view) => {
+                    cursor = pos + 1;
+                    return Ok(Claimed::Created(view));
+                }
+                // Taken meanwhile (another instance): the next one.
+                Err(AccountError::CodeTaken) => cursor = pos + 1,
+                Err(AccountError::LimitReached) => return Err(CouponError::LimitReached),
+                Err(AccountError::InsufficientFunds) => return Err(CouponError::InsufficientFunds),
+                Err(AccountError::KeyRace) => {
+                    return Err(CouponError::Account(AccountError::KeyRace));
+                }
+                Err(other) => return Err(CouponError::Account(other)),
+            }
+        }
+        Err(CouponError::SoldOut)
+    }
+    .await;
+    (cursor, result)
+}
+
+impl Handler<Claim> for CampaignActor {
+    type Result = AtomicResponse<Self, Result<Claimed, CouponError>>;
+
+    fn handle(&mut self, msg: Claim, _: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        let work = claim(
+            self.db.clone(),
+            self.accounts.clone(),
+            self.id.clone(),
+            self.cursor,
+            msg,
+        );
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            |(cursor, result), actor, _| {
+                actor.cursor = actor.cursor.max(cursor);
+                result
+            },
+        )))
+    }
+}
+
+/// Previews or uses a code at checkout.
+async fn checkout(db: Db, msg: UseCoupon) -> Result<Checkout, CouponError> {
+    let coupon = store::coupon(&db.writer, &msg.code)
+        .await?
+        .ok_or(CouponError::NotFound)?;
+    if let Some(reason) = msg.invalid {
+        return Err(CouponError::Invalid(reason));
+    }
+    if let Some(earlier) = store::used_before(&db, &msg.code).await? {
+        let same = msg
+            .order
+            .as_ref()
+            .is_some_and(|order| *order == earlier.order && msg.amount == earlier.amount);
+        if !same {
+            return Err(CouponError::AlreadyUsed);
+        }
+        return Ok(Checkout {
+            code: msg.code,
+            discount: earlier.discount,
+            redemption: Some(earlier),
+        });
+    }
+    let at = now();
+    let c = &coupon.campaign;
+    if c.starts_at.is_some_and(|starts| at < starts) {
+        return Err(CouponError::NotStarted);
+    }
+    if c.ends_at.is_some_and(|ends| at >= ends) {
+        return Err(CouponError::Ended);
+    }
+    if msg.amount < c.min_order {
+        return Err(CouponError::BelowMinimum);
+    }
+    let Some(order) = &msg.order else {
+        return Ok(Checkout {
+            code: msg.code,
+            discount: store::discount(c, msg.amount),
+            redemption: None,
+        });
+    };
+    let holder = store::holder(&db, &msg.code).await?;
+    match store::redeem(&db, &coupon, holder, order, msg.amount).await? {
+        Ok(redemption) => Ok(Checkout {
+            code: msg.code,
+            discount: redemption.discount,
+            redemption: Some(redemption),
+        }),
+        Err(earlier) if earlier.order == *order && earlier.amount == msg.amount => Ok(Checkout {
+            code: msg.code,
+            discount: earlier.discount,
+            redemption: Some(earlier),
+        }),
+        Err(_) => Err(CouponError::AlreadyUsed),
+    }
+}
+
+impl Handler<UseCoupon> for CampaignActor {
+    type Result = AtomicResponse<Self, Result<Checkout, CouponError>>;
+
+    fn handle(&mut self, msg: UseCoupon, _: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        AtomicResponse::new(Box::pin(checkout(self.db.clone(), msg).into_actor(self)))
+    }
+}
