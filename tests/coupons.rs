@@ -474,7 +474,21 @@ async fn a_kill_9_in_a_claim_storm_leaves_codes_payments_and_counts_consistent(b
         }
     });
     let storm = tokio::spawn(join_all(storm));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Killed in the middle: once some claims are through, with the rest still coming.
+    let watch = Database::connect(&test_db.url).await.unwrap();
+    eventually(Duration::from_secs(20), || async {
+        let row = watch
+            .query_one_raw(Statement::from_string(
+                watch.get_database_backend(),
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM coupons WHERE user_id IS NOT NULL",
+            ))
+            .await
+            .ok()??;
+        (row.try_get::<i64>("", "n").ok()? >= 20).then_some(())
+    })
+    .await
+    .expect("claims go through");
+    watch.close().await.unwrap();
     first.kill();
     let _ = storm.await;
     let second = ServiceProcess::start(args).await;
