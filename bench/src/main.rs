@@ -78,6 +78,18 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Claims on one campaign by many concurrent shoppers, then codes used at checkout.
+    Coupons {
+        /// How long each phase is loaded.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Concurrent shoppers claiming.
+        #[arg(long, default_value_t = 500)]
+        shoppers: usize,
+        /// Concurrent checkout clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// How long creating a coupon campaign takes, all its codes stored, by pool size.
     Campaigns {
         /// Pool sizes, one campaign each.
@@ -100,6 +112,9 @@ enum Scenario {
 /// The operator's token of the benchmarked service.
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 
+/// The shop's token of the benchmarked service.
+const SHOP_TOKEN: &str = "bench-shop-token-0123456789";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -116,6 +131,14 @@ async fn main() -> anyhow::Result<()> {
     ];
     let extra: &[&str] = match cli.scenario {
         Scenario::Events { .. } | Scenario::Campaigns { .. } => &["--admin-token", ADMIN_TOKEN],
+        Scenario::Coupons { .. } => &[
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--shop-token",
+            SHOP_TOKEN,
+            "--bcrypt-cost",
+            "4",
+        ],
         Scenario::Redeem { .. } => &fulfilment,
         _ => &[],
     };
@@ -137,6 +160,11 @@ async fn main() -> anyhow::Result<()> {
             samples,
         } => redeem(&service, *duration, *concurrency, *users, *samples).await,
         Scenario::Campaigns { sizes } => campaigns(&service, sizes).await,
+        Scenario::Coupons {
+            duration,
+            shoppers,
+            concurrency,
+        } => coupons(&service, *duration, *shoppers, *concurrency).await,
         Scenario::Events { orders, nats_url } => {
             events(&cli, &mut service, &accrual, *orders, nats_url).await
         }
@@ -408,6 +436,85 @@ async fn redeem(
     Ok(())
 }
 
+async fn coupons(
+    service: &Service,
+    duration: Duration,
+    shoppers: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let created = client
+        .post(service.url("/api/admin/campaigns"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(
+            &json!({"id": "bench", "title": "Bench", "kind": "percent", "value": 10,
+                      "quantity": 1_000_000, "per_user": 1_000_000, "prefix": "BENCH"}),
+        )
+        .send()
+        .await?;
+    if created.status() != 201 {
+        bail!("creating the campaign answered {}", created.status());
+    }
+    let tokens = service.register_users(shoppers).await?;
+    let codes = Arc::new(Mutex::new(Vec::new()));
+    println!(
+        "scenario: {shoppers} shoppers claiming at once, then {concurrency} checkout clients, {} each",
+        humantime::format_duration(duration)
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
+        "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    let claims = load(shoppers, duration, |client, worker, _| {
+        let token = tokens[worker % tokens.len()].clone();
+        let url = service.url("/api/user/coupons");
+        let codes = codes.clone();
+        async move {
+            let Ok(response) = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"campaign": "bench"}))
+                .send()
+                .await
+            else {
+                return false;
+            };
+            if response.status() != 201 {
+                return false;
+            }
+            let Ok(body) = response.json::<Value>().await else {
+                return false;
+            };
+            if let (Some(code), Ok(mut codes)) = (body["code"].as_str(), codes.lock()) {
+                codes.push(code.to_owned());
+            }
+            true
+        }
+    })
+    .await;
+    claims.print("POST /api/user/coupons");
+    let codes: Vec<String> = codes.lock().map(|codes| codes.clone()).unwrap_or_default();
+    // Each claimed code used once, until they run out.
+    let uses = load_while(concurrency, duration, |client, worker, i| {
+        let n = worker + i * concurrency;
+        let code = codes.get(n).cloned();
+        let url = code.map(|code| service.url(&format!("/api/shop/coupons/{code}/redeem")));
+        async move {
+            let url = url?;
+            let response = client
+                .post(url)
+                .bearer_auth(SHOP_TOKEN)
+                .json(&json!({"order": luhn_number(7 << 56 | n as u64), "amount": 1500}))
+                .send()
+                .await;
+            Some(matches!(response, Ok(r) if r.status() == 200))
+        }
+    })
+    .await;
+    uses.print("POST /api/shop/…/redeem");
+    Ok(())
+}
+
 async fn campaigns(service: &Service, sizes: &[u32]) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
@@ -578,6 +685,20 @@ where
     F: Fn(reqwest::Client, usize, usize) -> Fut,
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
+    load_while(concurrency, duration, |client, worker, i| {
+        let answer = request(client, worker, i);
+        async move { Some(answer.await) }
+    })
+    .await
+}
+
+/// [`load`] where a request may say there is nothing left to send (`None`): its worker
+/// stops.
+async fn load_while<F, Fut>(concurrency: usize, duration: Duration, request: F) -> Run
+where
+    F: Fn(reqwest::Client, usize, usize) -> Fut,
+    Fut: std::future::Future<Output = Option<bool>> + Send + 'static,
+{
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -592,10 +713,10 @@ where
             let mut i = 0;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                if request(client.clone(), worker, i).await {
-                    samples.push(sent.elapsed());
-                } else {
-                    errors += 1;
+                match request(client.clone(), worker, i).await {
+                    Some(true) => samples.push(sent.elapsed()),
+                    Some(false) => errors += 1,
+                    None => break,
                 }
                 i += 1;
             }

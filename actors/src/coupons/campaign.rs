@@ -130,7 +130,9 @@ async fn claim(
     msg: Claim,
 ) -> (i64, Result<Claimed, CouponError>) {
     let result = async {
-        let campaign = store::load_campaign(&db, &id)
+        // What a campaign is never changes: read it once per claim from the row alone;
+        // its counters are never counted on a claim's path.
+        let campaign = store::definition(&db, &id)
             .await?
             .ok_or(CouponError::NotFound)?;
         if let Some((key, fingerprint)) = &msg.key {
@@ -145,7 +147,7 @@ async fn claim(
             }
         }
         let at = now();
-        let c = &campaign.campaign;
+        let c = &campaign;
         if c.starts_at.is_some_and(|starts| at < starts) {
             return Err(CouponError::NotStarted);
         }

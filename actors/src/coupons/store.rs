@@ -166,6 +166,12 @@ pub async fn create(db: &Db, campaign: NewCampaign) -> Result<Campaign, Campaign
     }
     events::record(&txn, EventKind::CampaignCreated, None, &campaign).await?;
     txn.commit().await?;
+    if db.writer.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // A pool of up to a million rows arrived at once: give the planner its numbers
+        // now, not when autovacuum gets round to it, or a claim's next-free-code lookup
+        // is planned as a scan of the whole table.
+        db.writer.execute_unprepared("ANALYZE coupons").await?;
+    }
     Ok(Campaign {
         campaign,
         created_at,
@@ -536,14 +542,19 @@ pub async fn next_free(db: &Db, campaign: &str, from: i64) -> Result<Option<(Str
         .map(|row| (row.code, row.pos)))
 }
 
-/// The campaign row and its counters, read from the writer (the campaign's actor decides
-/// on them).
-pub async fn load_campaign(db: &Db, id: &str) -> Result<Option<Campaign>, DbErr> {
-    let Some(row) = campaigns::Entity::find_by_id(id).one(&db.writer).await? else {
+/// What a campaign is, without its counters.
+pub async fn definition(db: &Db, id: &str) -> Result<Option<NewCampaign>, DbErr> {
+    let Some(row) = campaigns::Entity::find_by_id(id).one(&db.reader).await? else {
         return Ok(None);
     };
-    let counts = counts(&db.writer, id).await?;
-    from_row(row, counts).map(Some)
+    from_row(
+        row,
+        Counts {
+            issued: 0,
+            redeemed: 0,
+        },
+    )
+    .map(|c| Some(c.campaign))
 }
 
 /// A shopper's coupons, oldest claim first.
