@@ -11,6 +11,7 @@ pub mod events;
 pub mod figures;
 pub mod fulfilment;
 pub mod http;
+pub mod idempotency;
 pub mod orders;
 pub mod rewards;
 pub mod settings;

@@ -136,7 +136,7 @@ async fn claim(
             .await?
             .ok_or(CouponError::NotFound)?;
         if let Some((key, fingerprint)) = &msg.key {
-            if let Some(earlier) = store::earlier_claim(&db, msg.user.0, key).await? {
+            if let Some(earlier) = crate::idempotency::recall(&db.writer, msg.user, key).await? {
                 if earlier.fingerprint != *fingerprint {
                     return Err(CouponError::KeyReused);
                 }

@@ -391,7 +391,6 @@ pub async fn bind(
 ) -> Result<(CouponView, crate::account::store::AccountState), crate::error::AccountError> {
     use crate::account::store::{load, post, Change};
     use crate::error::AccountError;
-    use gophermart_entities::idempotency_keys;
     use sea_orm::sea_query::Expr;
     for _ in 0..8 {
         let at = now();
@@ -424,20 +423,8 @@ pub async fn bind(
             return Err(AccountError::CodeTaken);
         }
         if let Some((key, fingerprint)) = &binding.key {
-            let stored = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
-                user_id: Set(user.0),
-                key: Set(key.clone()),
-                fingerprint: Set(fingerprint.clone()),
-                response: Set(binding.code.clone()),
-                created_at: Set(at),
-            })
-            .on_conflict_do_nothing_on([
-                idempotency_keys::Column::UserId,
-                idempotency_keys::Column::Key,
-            ])
-            .exec_without_returning(&txn)
-            .await?;
-            if !matches!(stored, TryInsertResult::Inserted(1)) {
+            let key = (key.as_str(), fingerprint.as_str());
+            if !crate::idempotency::remember(&txn, user, key, &binding.code, at).await? {
                 txn.rollback().await?;
                 return Err(AccountError::KeyRace);
             }
@@ -726,15 +713,4 @@ pub async fn holder(db: &Db, code: &str) -> Result<Option<i64>, DbErr> {
         .one(&db.reader)
         .await?
         .and_then(|row| row.user_id))
-}
-
-/// The shopper's earlier claim under `key`, if any.
-pub async fn earlier_claim(
-    db: &Db,
-    user: i64,
-    key: &str,
-) -> Result<Option<gophermart_entities::idempotency_keys::Model>, DbErr> {
-    gophermart_entities::idempotency_keys::Entity::find_by_id((user, key.to_owned()))
-        .one(&db.writer)
-        .await
 }

@@ -3,11 +3,11 @@
 //! fulfilment pipeline writes; and the shopper's view.
 
 use chrono::{DateTime, FixedOffset};
-use gophermart_entities::{idempotency_keys, redemption_events, redemptions, rewards};
+use gophermart_entities::{redemption_events, redemptions, rewards};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, TransactionTrait, TryInsertResult,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -16,6 +16,7 @@ use crate::db::{now, stored_points, Db};
 use crate::domain::{Points, UserId};
 use crate::error::AccountError;
 use crate::events::store::{self as events, EventKind, NewEvent};
+use crate::idempotency;
 
 /// How often a charge re-reads the balance after losing a version race.
 const VERSION_RETRIES: usize = 8;
@@ -180,11 +181,7 @@ pub async fn redeem(
 ) -> Result<(Redeemed, AccountState), AccountError> {
     for _ in 0..VERSION_RETRIES {
         let earlier = match &request.key {
-            Some(key) => {
-                idempotency_keys::Entity::find_by_id((user.0, key.clone()))
-                    .one(&db.writer)
-                    .await?
-            }
+            Some(key) => idempotency::recall(&db.writer, user, key).await?,
             None => None,
         };
         if let Some(earlier) = &earlier {
@@ -246,20 +243,8 @@ pub async fn redeem(
         .await?;
         timeline(&txn, &id, RedemptionStatus::Requested).await?;
         if let Some(key) = &request.key {
-            let stored = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
-                user_id: Set(user.0),
-                key: Set(key.clone()),
-                fingerprint: Set(request.fingerprint.clone()),
-                response: Set(id.clone()),
-                created_at: Set(at),
-            })
-            .on_conflict_do_nothing_on([
-                idempotency_keys::Column::UserId,
-                idempotency_keys::Column::Key,
-            ])
-            .exec_without_returning(&txn)
-            .await?;
-            if !matches!(stored, TryInsertResult::Inserted(1)) {
+            let key = (key.as_str(), request.fingerprint.as_str());
+            if !idempotency::remember(&txn, user, key, &id, at).await? {
                 // The same key is being used at this moment: the other one wins, and
                 // this one answers as its replay (or 422) on the next round.
                 txn.rollback().await?;
