@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use actix::{Actor, AsyncContext, Context, SpawnHandle};
 use rand::Rng;
 
 /// Delays before asking about an order again.
@@ -72,6 +73,34 @@ pub fn pause_for(retry_after: Option<Duration>, default: Duration) -> Duration {
 pub fn jitter(delay: Duration) -> Duration {
     delay.mul_f64(rand::rng().random_range(0.9..=1.0))
 }
+/// The next wake-up of a scheduling actor: one timer, moved earlier when something is due
+/// sooner, never doubled.
+#[derive(Debug, Default)]
+pub struct Wake(Option<(Instant, SpawnHandle)>);
+
+impl Wake {
+    /// Has `fire` run at `at`, unless a wake-up at or before it is planned already.
+    pub fn at<A>(&mut self, at: Instant, ctx: &mut Context<A>, fire: fn(&mut A, &mut Context<A>))
+    where
+        A: Actor<Context = Context<A>>,
+    {
+        if let Some((planned, handle)) = self.0.take() {
+            if planned <= at {
+                self.0 = Some((planned, handle));
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), fire);
+        self.0 = Some((at, handle));
+    }
+
+    /// The planned wake-up has happened.
+    pub fn fired(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// Keeps our request rate under a per-minute limit by mirroring the accrual system's
 /// sliding window with our own send times: a request may leave when fewer than `limit`
 /// of ours left in the last minute (plus a margin for network delay). A limit is

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::client::{AccrualClient, Answer};
 use super::messages::{Drain, OrderAccepted, Pause, Poll};
 use super::poller::AccrualPoller;
-use super::schedule::{jitter, pause_for, Backoff, Pacer, Retry};
+use super::schedule::{jitter, pause_for, Backoff, Pacer, Retry, Wake};
 use crate::account::{Accounts, Credit};
 use crate::db::Db;
 use crate::domain::{OrderNumber, UserId};
@@ -130,7 +130,7 @@ pub struct AccrualSupervisor {
     next_ticket: u64,
     paused_until: Option<Instant>,
     pacer: Pacer,
-    wake: Option<(Instant, SpawnHandle)>,
+    wake: Wake,
     loaded: bool,
     draining: bool,
     in_flight: watch::Sender<usize>,
@@ -157,7 +157,7 @@ impl AccrualSupervisor {
             next_ticket: 0,
             paused_until: None,
             pacer: Pacer::new(PACING_MARGIN),
-            wake: None,
+            wake: Wake::default(),
             loaded: false,
             draining: false,
             in_flight: watch::channel(0).0,
@@ -286,18 +286,10 @@ impl AccrualSupervisor {
     }
 
     fn wake_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
-        if let Some((planned, handle)) = self.wake.take() {
-            if planned <= at {
-                self.wake = Some((planned, handle));
-                return;
-            }
-            ctx.cancel_future(handle);
-        }
-        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |s, ctx| {
-            s.wake = None;
-            s.dispatch(ctx);
+        self.wake.at(at, ctx, |actor, ctx| {
+            actor.wake.fired();
+            actor.dispatch(ctx);
         });
-        self.wake = Some((at, handle));
     }
 
     fn ask(&mut self, index: usize, number: OrderNumber, ctx: &mut Context<Self>) {

@@ -13,7 +13,7 @@ use chrono::Utc;
 use super::client::{Answer, FulfilmentClient};
 use super::store::{self, RedemptionStatus, Shipment};
 use crate::account::{Accounts, Refund};
-use crate::accrual::schedule::{jitter, pause_for, Backoff, Retry};
+use crate::accrual::schedule::{jitter, pause_for, Backoff, Retry, Wake};
 use crate::db::Db;
 
 /// How often the stored work is read again (requests made elsewhere, or whose notice was
@@ -61,7 +61,7 @@ pub struct FulfilmentDispatcher {
     next_ticket: u64,
     busy: usize,
     paused_until: Option<Instant>,
-    wake: Option<(Instant, SpawnHandle)>,
+    wake: Wake,
 }
 
 impl FulfilmentDispatcher {
@@ -82,7 +82,7 @@ impl FulfilmentDispatcher {
             next_ticket: 0,
             busy: 0,
             paused_until: None,
-            wake: None,
+            wake: Wake::default(),
         }
     }
 
@@ -198,18 +198,10 @@ impl FulfilmentDispatcher {
     }
 
     fn wake_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
-        if let Some((planned, handle)) = self.wake.take() {
-            if planned <= at {
-                self.wake = Some((planned, handle));
-                return;
-            }
-            ctx.cancel_future(handle);
-        }
-        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |d, ctx| {
-            d.wake = None;
-            d.dispatch(ctx);
+        self.wake.at(at, ctx, |actor, ctx| {
+            actor.wake.fired();
+            actor.dispatch(ctx);
         });
-        self.wake = Some((at, handle));
     }
 }
 
