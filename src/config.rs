@@ -149,6 +149,19 @@ pub struct Settings {
     /// Deadline for reading a whole request body.
     #[arg(long, env = "BODY_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub body_timeout: Duration,
+
+    /// Log lines as text for people or as one JSON object per line for collectors.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the fields of every span it was written in.
+    Json,
 }
 
 /// The shortest token key accepted, in bytes.

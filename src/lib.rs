@@ -6,6 +6,8 @@ pub mod body;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod metrics;
+pub mod observe;
 pub mod protect;
 pub mod roles;
 pub mod routes;

@@ -7,8 +7,8 @@ use gophermart::{telemetry, Application, Settings};
 async fn main() -> anyhow::Result<()> {
     // Settings: a flag wins over the environment, the environment over `.env`.
     dotenvy::dotenv().ok();
-    telemetry::init();
     let settings = Settings::parse();
+    telemetry::init(settings.log_format);
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
     Ok(())

@@ -1,10 +1,10 @@
 //! Wiring: database, migrations, actors and the HTTP server.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -22,12 +22,13 @@ use gophermart_actors::rewards::Catalogue;
 use gophermart_actors::{settings, Db};
 use gophermart_migration::{Migrator, MigratorTrait};
 use rand::RngCore;
-use tracing::Instrument;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::body::BodyDeadline;
 use crate::config::{listen_address, with_scheme, Settings};
 use crate::emulator::{self, EmulatorSettings};
+use crate::metrics::{Metrics, Sources};
+use crate::observe;
 use crate::protect;
 use crate::roles::{RoleToken, Roles};
 use crate::routes;
@@ -170,6 +171,7 @@ impl Application {
             .context("Failed to build the accrual client")?;
         let (roles, generated) = roles_of(&settings, emulator.is_some());
 
+        let metrics = Metrics::new().context("Failed to set up the metrics")?;
         let accounts =
             Accounts::new(AccountRegistry::new(db.clone(), settings.account_idle).start());
         let accrual = AccrualSettings {
@@ -182,9 +184,19 @@ impl Application {
             default_pause: settings.accrual_default_pause,
         };
         let supervisor = {
-            let (db, accounts) = (db.clone(), accounts.clone());
+            let (db, accounts, outcomes) = (
+                db.clone(),
+                accounts.clone(),
+                metrics.accrual_outcomes.clone(),
+            );
             AccrualGuardian::new(move || {
-                AccrualSupervisor::new(db.clone(), accounts.clone(), client.clone(), accrual)
+                AccrualSupervisor::new(
+                    db.clone(),
+                    accounts.clone(),
+                    client.clone(),
+                    accrual,
+                    outcomes.clone(),
+                )
             })
             .start()
         };
@@ -234,6 +246,13 @@ impl Application {
             }
             None => None,
         };
+        let sources = web::Data::new(Sources {
+            accrual: supervisor.clone(),
+            accounts: accounts.clone(),
+            dispatcher: dispatcher.clone(),
+            relay: relay.clone(),
+            db: db.clone(),
+        });
         let dispatcher = web::Data::new(dispatcher);
 
         let address = listen_address(&settings.address);
@@ -249,38 +268,24 @@ impl Application {
             web::Data::new(throttles),
             web::Data::new(BodyDeadline(settings.body_timeout)),
         );
-        let (roles, relay_data, figures) = (
+        let (roles, relay_data, figures, db_data) = (
             web::Data::new(roles),
             web::Data::new(relay),
             web::Data::new(figures),
+            web::Data::new(db.clone()),
         );
+        let http_metrics = metrics.http.clone();
+        let metrics = web::Data::new(metrics);
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let max_connections = connection_budget(workers);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(protect::guard))
                 .wrap(Compress::default())
-                .wrap_fn(|req, srv| {
-                    let span = tracing::info_span!(
-                        "request",
-                        method = %req.method(),
-                        path = %req.path()
-                    );
-                    let started = Instant::now();
-                    let response = srv.call(req);
-                    async move {
-                        let response = response.await;
-                        if let Ok(response) = &response {
-                            tracing::debug!(
-                                status = response.status().as_u16(),
-                                elapsed_us = started.elapsed().as_micros() as u64,
-                                "answered"
-                            );
-                        }
-                        response
-                    }
-                    .instrument(span)
-                })
+                .wrap(from_fn({
+                    let http = http_metrics.clone();
+                    move |req, next| observe::observe(http.clone(), req, next)
+                }))
                 .app_data(accounts.clone())
                 .app_data(orders.clone())
                 .app_data(hasher.clone())
@@ -293,6 +298,9 @@ impl Application {
                 .app_data(catalogue.clone())
                 .app_data(campaigns.clone())
                 .app_data(dispatcher.clone())
+                .app_data(metrics.clone())
+                .app_data(sources.clone())
+                .app_data(db_data.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })

@@ -16,6 +16,8 @@ mod figures;
 mod history;
 mod hostile;
 mod lifecycle;
+mod logs;
+mod metrics;
 mod orders;
 mod process;
 mod redemptions;

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -16,6 +17,8 @@ pub struct ServiceProcess {
     pub address: String,
     child: Child,
     client: reqwest::Client,
+    /// Every line the process wrote to stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServiceProcess {
@@ -23,10 +26,15 @@ impl ServiceProcess {
     /// the process picks itself (read back from its log, so that parallel tests cannot
     /// race for a port), and waits until `GET /health` answers `200`.
     pub async fn start(args: Vec<String>) -> Self {
+        Self::start_with_env(args, &[("RUST_LOG", "warn,gophermart::startup=info")]).await
+    }
+
+    /// [`Self::start`] with environment variables of the test's choosing.
+    pub async fn start_with_env(args: Vec<String>, env: &[(&str, &str)]) -> Self {
         let args = with_flag(args, "-a", "127.0.0.1:0");
         let mut child = Command::new(env!("CARGO_BIN_EXE_gophermart"))
             .args(&args[1..])
-            .env("RUST_LOG", "warn,gophermart::startup=info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -34,7 +42,9 @@ impl ServiceProcess {
             .expect("start the gophermart binary");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (port_tx, port_rx) = tokio::sync::oneshot::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
         // Reads the port from the log, then keeps draining it so the child never blocks.
+        let lines = Arc::clone(&log);
         std::thread::spawn(move || {
             let mut port_tx = Some(port_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -43,6 +53,7 @@ impl ServiceProcess {
                         let _ = tx.send(port);
                     }
                 }
+                lines.lock().expect("log lines").push(line);
             }
         });
         let port = tokio::time::timeout(Duration::from_secs(20), port_rx)
@@ -57,6 +68,7 @@ impl ServiceProcess {
             address: format!("http://127.0.0.1:{port}"),
             child,
             client: reqwest::Client::new(),
+            log,
         };
         let healthy = eventually(Duration::from_secs(20), || async {
             let response = process
@@ -93,6 +105,11 @@ impl ServiceProcess {
             async move { status }
         })
         .await
+    }
+
+    /// Every line written to stderr so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().expect("log lines").clone()
     }
 
     /// `kill -9`: SIGKILL, no chance to finish anything.
@@ -211,7 +228,12 @@ fn listening_port(line: &str) -> Option<u16> {
     if !plain.contains("listening") {
         return None;
     }
-    let rest = &plain[plain.find("port=")? + "port=".len()..];
+    // `port=8080` in text, `"port":8080` in JSON.
+    let at = plain
+        .find("port=")
+        .map(|at| at + "port=".len())
+        .or_else(|| plain.find("\"port\":").map(|at| at + "\"port\":".len()))?;
+    let rest = &plain[at..];
     rest.split(|c: char| !c.is_ascii_digit())
         .next()?
         .parse()

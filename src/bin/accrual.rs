@@ -30,7 +30,7 @@ struct Args {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     dotenvy::dotenv().ok();
-    gophermart::telemetry::init();
+    gophermart::telemetry::init(gophermart::config::LogFormat::Text);
     let args = Args::parse();
     if args.database_uri.is_some() {
         tracing::info!("DATABASE_URI is ignored: storage is in memory");

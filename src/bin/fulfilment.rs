@@ -34,7 +34,7 @@ fn fail_rate(text: &str) -> Result<f64, String> {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     dotenvy::dotenv().ok();
-    gophermart::telemetry::init();
+    gophermart::telemetry::init(gophermart::config::LogFormat::Text);
     let args = Args::parse();
     let listener = TcpListener::bind(&args.address)?;
     let settings = WarehouseSettings {

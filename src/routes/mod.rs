@@ -23,6 +23,8 @@ use crate::roles;
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .route("/metrics", web::get().to(crate::metrics::scrape))
         .route("/api/rewards", web::get().to(rewards::on_offer))
         .route("/api/campaigns", web::get().to(campaigns::open))
         .service(

@@ -59,6 +59,19 @@ impl Handler<GetAccount> for AccountRegistry {
     }
 }
 
+/// How many account actors are running.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "usize")]
+pub struct CountLive;
+
+impl Handler<CountLive> for AccountRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountLive, _: &mut Self::Context) -> usize {
+        self.live.values().filter(|addr| addr.connected()).count()
+    }
+}
+
 impl Handler<OpenAccount> for AccountRegistry {
     type Result = ResponseFuture<Result<UserId, AccountError>>;
 
@@ -147,6 +160,11 @@ impl Accounts {
         self.registry
             .send(ReplacePasswordHash { user, old, new })
             .await?
+    }
+
+    /// How many account actors are running.
+    pub async fn live(&self) -> Result<usize, MailboxError> {
+        self.registry.send(CountLive).await
     }
 
     /// Looks up a login.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::messages::{Drain, OrderAccepted};
+use super::messages::{Drain, GetPipelineState, OrderAccepted, PipelineState};
 use super::supervisor::AccrualSupervisor;
 
 /// How often the guardian looks at its supervisor.
@@ -67,5 +67,16 @@ impl Handler<Drain> for AccrualGuardian {
         Box::pin(async move {
             let _ = supervisor.send(msg).await;
         })
+    }
+}
+
+impl Handler<GetPipelineState> for AccrualGuardian {
+    type Result = ResponseFuture<PipelineState>;
+
+    fn handle(&mut self, msg: GetPipelineState, _: &mut Self::Context) -> Self::Result {
+        let supervisor = self.supervisor.clone();
+        // A supervisor being replaced has nothing in flight and everything still to ask;
+        // its successor reports the backlog once it has loaded.
+        Box::pin(async move { supervisor.send(msg).await.unwrap_or_default() })
     }
 }

@@ -39,3 +39,21 @@ pub struct Drain {
     /// How long to wait at most.
     pub timeout: std::time::Duration,
 }
+
+/// What the pipeline is doing now, as the operators' metrics show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineState {
+    /// Whether every poller waits out a `429`.
+    pub paused: bool,
+    /// The limit the accrual system announced, per minute; `0` while none is known.
+    pub limit_per_minute: u32,
+    /// Orders not final.
+    pub backlog: usize,
+    /// Pollers with a question out.
+    pub pollers_busy: usize,
+}
+
+/// Asks the pipeline what it is doing now; answered from memory.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "PipelineState")]
+pub struct GetPipelineState;

@@ -4,6 +4,7 @@
 pub mod client;
 mod guardian;
 mod messages;
+mod outcomes;
 mod poller;
 pub mod schedule;
 mod supervisor;
@@ -11,5 +12,6 @@ mod supervisor;
 pub use client::{AccrualClient, Answer};
 pub use guardian::AccrualGuardian;
 pub use messages::*;
+pub use outcomes::Outcomes;
 pub use poller::AccrualPoller;
 pub use supervisor::{AccrualSettings, AccrualSupervisor};

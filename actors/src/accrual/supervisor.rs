@@ -11,7 +11,8 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::client::{AccrualClient, Answer};
-use super::messages::{Drain, OrderAccepted, Pause, Poll};
+use super::messages::{Drain, GetPipelineState, OrderAccepted, Pause, PipelineState, Poll};
+use super::outcomes::Outcomes;
 use super::poller::AccrualPoller;
 use super::schedule::{jitter, pause_for, Backoff, Pacer, Retry, Wake};
 use crate::account::{Accounts, Credit};
@@ -134,15 +135,18 @@ pub struct AccrualSupervisor {
     loaded: bool,
     draining: bool,
     in_flight: watch::Sender<usize>,
+    outcomes: Outcomes,
 }
 
 impl AccrualSupervisor {
-    /// A supervisor asking through `client` and crediting through `accounts`.
+    /// A supervisor asking through `client`, crediting through `accounts` and counting
+    /// every answer in `outcomes`.
     pub fn new(
         db: Db,
         accounts: Accounts,
         client: AccrualClient,
         settings: AccrualSettings,
+        outcomes: Outcomes,
     ) -> Self {
         Self {
             db,
@@ -161,6 +165,7 @@ impl AccrualSupervisor {
             loaded: false,
             draining: false,
             in_flight: watch::channel(0).0,
+            outcomes,
         }
     }
 
@@ -306,10 +311,11 @@ impl AccrualSupervisor {
         let question = self.pollers[index].send(Poll {
             order: number.clone(),
         });
-        let (db, accounts, backoff) = (
+        let (db, accounts, backoff, outcomes) = (
             self.db.clone(),
             self.accounts.clone(),
             self.settings.backoff,
+            self.outcomes.clone(),
         );
         let order = number.clone();
         let work = async move {
@@ -317,6 +323,7 @@ impl AccrualSupervisor {
                 Ok(answer) => answer,
                 Err(_) => return Outcome::PollerLost,
             };
+            outcomes.record(&answer);
             let question = Question {
                 user,
                 order: &order,
@@ -542,6 +549,20 @@ impl Handler<OrderAccepted> for AccrualSupervisor {
     fn handle(&mut self, msg: OrderAccepted, ctx: &mut Self::Context) {
         self.track(msg.order);
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<GetPipelineState> for AccrualSupervisor {
+    type Result = MessageResult<GetPipelineState>;
+
+    fn handle(&mut self, _: GetPipelineState, _: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        MessageResult(PipelineState {
+            paused: self.paused_until.is_some_and(|until| until > now),
+            limit_per_minute: self.pacer.limit().unwrap_or(0),
+            backlog: self.tracked.len(),
+            pollers_busy: self.pollers.len().saturating_sub(self.idle.len()),
+        })
     }
 }
 

@@ -339,3 +339,20 @@ impl Handler<ShipmentRequested> for FulfilmentDispatcher {
         self.dispatch(ctx);
     }
 }
+
+/// How many shipment requests the fulfilment service has not acknowledged yet; answered
+/// from memory.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "usize")]
+pub struct CountUnacknowledged;
+
+impl Handler<CountUnacknowledged> for FulfilmentDispatcher {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountUnacknowledged, _: &mut Self::Context) -> usize {
+        self.work
+            .values()
+            .filter(|(shipment, _, _)| shipment.status == RedemptionStatus::Requested)
+            .count()
+    }
+}

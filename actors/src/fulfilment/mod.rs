@@ -6,4 +6,6 @@ mod dispatcher;
 pub mod store;
 
 pub use client::FulfilmentClient;
-pub use dispatcher::{DispatchSettings, FulfilmentDispatcher, ShipmentRequested};
+pub use dispatcher::{
+    CountUnacknowledged, DispatchSettings, FulfilmentDispatcher, ShipmentRequested,
+};

@@ -7,7 +7,7 @@ use gophermart_entities::{redemption_events, redemptions, rewards};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -484,6 +484,14 @@ pub async fn pending(db: &Db) -> Result<Vec<Shipment>, DbErr> {
         })
         .map(Ok)
         .collect()
+}
+
+/// How many shipment requests the fulfilment service has not acknowledged yet.
+pub async fn count_unacknowledged(db: &Db) -> Result<u64, DbErr> {
+    redemptions::Entity::find()
+        .filter(redemptions::Column::Status.eq(RedemptionStatus::Requested.as_str()))
+        .count(&db.reader)
+        .await
 }
 
 /// A shopper's redemptions, oldest first.
