@@ -34,6 +34,7 @@ use crate::roles::{RoleToken, Roles};
 use crate::routes;
 use crate::throttle::Throttles;
 use crate::warehouse::{self, WarehouseSettings};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Seconds the server waits for in-flight requests after a stop signal.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -274,6 +275,9 @@ impl Application {
             web::Data::new(figures),
             web::Data::new(db.clone()),
         );
+        let document = web::Data::new(
+            routes::Document::render().context("Failed to render the OpenAPI document")?,
+        );
         let http_metrics = metrics.http.clone();
         let metrics = web::Data::new(metrics);
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
@@ -301,7 +305,8 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(sources.clone())
                 .app_data(db_data.clone())
-                .configure(routes::configure)
+                .app_data(document.clone())
+                .configure(|cfg| routes::configure(&mut ServiceConfig::new(cfg)))
                 .default_service(web::to(routes::not_found))
         })
         .workers(workers)

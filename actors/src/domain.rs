@@ -240,6 +240,34 @@ impl Serialize for Points {
     }
 }
 
+impl utoipa::PartialSchema for Points {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        decimal_schema(
+            "Points: a JSON number, 0 or more, exact to 2 decimals (never a string)",
+            Some(0),
+            "500.5",
+        )
+    }
+}
+
+impl utoipa::ToSchema for Points {}
+
+/// The schema of an exact decimal written as a JSON number.
+fn decimal_schema(
+    description: &str,
+    minimum: Option<isize>,
+    example: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let example: serde_json::Value = serde_json::from_str(example).unwrap_or_default();
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .description(Some(description))
+        .minimum(minimum)
+        .examples([example])
+        .into()
+}
+
 /// A signed amount of hundredths as the statement and the figures show it: `-751`,
 /// `500.5`, `0`. Written as a JSON number from its decimal text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -250,6 +278,18 @@ impl fmt::Display for Cents {
         Decimal::new(self.0, 2).normalize().fmt(f)
     }
 }
+
+impl utoipa::PartialSchema for Cents {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        decimal_schema(
+            "Points, signed: a JSON number exact to 2 decimals (never a string)",
+            None,
+            "-751",
+        )
+    }
+}
+
+impl utoipa::ToSchema for Cents {}
 
 impl Serialize for Cents {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -20,7 +20,7 @@ use crate::events::store::{self as events, EventKind};
 pub const MAX_STOCK: i64 = 1_000_000_000;
 
 /// A reward as the operator and shoppers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reward {
     /// The operator's identifier.
     pub sku: String,

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use actix::Addr;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use gophermart_actors::domain::Cents;
-use gophermart_actors::events::{CountUnpublished, EventRelay, ListEvents};
+use gophermart_actors::events::{CountUnpublished, EventRelay, EventView, ListEvents};
 use gophermart_actors::figures::{Figures, GetDaily, GetSummary, GetTop, RunAudit};
 use serde::Serialize;
 
@@ -15,6 +15,22 @@ use super::{json, json_list};
 use crate::error::ApiError;
 
 /// `GET /api/admin/events?after=&limit=`: numbered events, ascending `seq`.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    params(
+        ("after" = Option<i64>, Query, description = "Only events with a greater `seq` (default 0)", minimum = 0),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1–1000 (default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "Events in ascending `seq`", body = Vec<EventView>),
+        (status = 204, description = "None after that position"),
+        (status = 400, description = "A bad, unknown or repeated parameter", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/events")]
 pub async fn events(
     req: HttpRequest,
     relay: web::Data<Addr<EventRelay>>,
@@ -22,17 +38,19 @@ pub async fn events(
     let params = Params::read(&req, &["after", "limit"])?;
     let after = params.integer("after", 0..=i64::MAX, Some(0))?.unwrap_or(0);
     let limit = params.integer("limit", 1..=1000, Some(100))?.unwrap_or(100);
-    let events = relay
+    let page = relay
         .send(ListEvents {
             after,
             limit: limit.unsigned_abs(),
         })
         .await
         .map_err(ApiError::internal)??;
-    json_list(&events)
+    json_list(&page)
 }
 
-#[derive(Serialize)]
+/// The programme at a glance.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Summary)]
 struct SummaryBody {
     users: i64,
     points_outstanding: Cents,
@@ -40,7 +58,11 @@ struct SummaryBody {
     points_withdrawn: Cents,
     points_redeemed: Cents,
     points_refunded: Cents,
+    /// Orders per status.
+    #[schema(value_type = BTreeMap<String, i64>)]
     orders: BTreeMap<&'static str, i64>,
+    /// Redemptions per status.
+    #[schema(value_type = BTreeMap<String, i64>)]
     redemptions: BTreeMap<&'static str, i64>,
     coupons: Coupons,
     accrual_backlog: i64,
@@ -48,18 +70,30 @@ struct SummaryBody {
     events_unpublished: u64,
 }
 
-#[derive(Serialize)]
+/// Coupons claimed and used.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CouponCounts)]
 struct Coupons {
     issued: i64,
     redeemed: i64,
 }
 
 /// `GET /api/admin/stats/summary`.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The programme's totals", body = SummaryBody),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/stats/summary")]
 pub async fn summary(
     figures: web::Data<Addr<Figures>>,
     relay: web::Data<Addr<EventRelay>>,
 ) -> Result<HttpResponse, ApiError> {
-    let summary = figures
+    let totals = figures
         .send(GetSummary)
         .await
         .map_err(ApiError::internal)??;
@@ -68,25 +102,27 @@ pub async fn summary(
         .await
         .map_err(ApiError::internal)??;
     json(&SummaryBody {
-        users: summary.users,
-        points_outstanding: summary.points_outstanding,
-        points_accrued: summary.points_accrued,
-        points_withdrawn: summary.points_withdrawn,
-        points_redeemed: summary.points_redeemed,
-        points_refunded: summary.points_refunded,
-        orders: summary.orders,
-        redemptions: summary.redemptions,
+        users: totals.users,
+        points_outstanding: totals.points_outstanding,
+        points_accrued: totals.points_accrued,
+        points_withdrawn: totals.points_withdrawn,
+        points_redeemed: totals.points_redeemed,
+        points_refunded: totals.points_refunded,
+        orders: totals.orders,
+        redemptions: totals.redemptions,
         coupons: Coupons {
-            issued: summary.coupons_issued,
-            redeemed: summary.coupons_redeemed,
+            issued: totals.coupons_issued,
+            redeemed: totals.coupons_redeemed,
         },
-        accrual_backlog: summary.accrual_backlog,
-        fulfilment_backlog: summary.fulfilment_backlog,
+        accrual_backlog: totals.accrual_backlog,
+        fulfilment_backlog: totals.fulfilment_backlog,
         events_unpublished: unpublished,
     })
 }
 
-#[derive(Serialize)]
+/// One UTC day of the programme.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Day)]
 struct DayBody {
     day: String,
     accrued: Cents,
@@ -99,6 +135,21 @@ struct DayBody {
 }
 
 /// `GET /api/admin/stats/daily?from=&to=`: every UTC day of the range, zeros included.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    params(
+        ("from" = String, Query, format = Date, description = "First UTC day, YYYY-MM-DD"),
+        ("to" = String, Query, format = Date, description = "Last UTC day, included; at most 366 days after `from`"),
+    ),
+    responses(
+        (status = 200, description = "One row per day, zeros included", body = Vec<DayBody>),
+        (status = 400, description = "A missing or bad date, `to` before `from`, a range over 366 days", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/stats/daily")]
 pub async fn daily(
     req: HttpRequest,
     figures: web::Data<Addr<Figures>>,
@@ -125,7 +176,9 @@ pub async fn daily(
     json(&days)
 }
 
-#[derive(Serialize)]
+/// A shopper by points accrued.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TopShopper)]
 struct TopBody {
     user: i64,
     login: String,
@@ -133,6 +186,23 @@ struct TopBody {
 }
 
 /// `GET /api/admin/stats/top?from=&to=&limit=`: shoppers by points accrued in the range.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    params(
+        ("from" = String, Query, format = Date, description = "First UTC day, YYYY-MM-DD"),
+        ("to" = String, Query, format = Date, description = "Last UTC day, included; at most 366 days after `from`"),
+        ("limit" = Option<i64>, Query, description = "1–100 (default 10)", minimum = 1, maximum = 100),
+    ),
+    responses(
+        (status = 200, description = "Shoppers by points accrued in the range", body = Vec<TopBody>),
+        (status = 204, description = "Nobody accrued points in the range"),
+        (status = 400, description = "A missing or bad parameter", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/stats/top")]
 pub async fn top(
     req: HttpRequest,
     figures: web::Data<Addr<Figures>>,
@@ -159,14 +229,17 @@ pub async fn top(
     json_list(&shoppers)
 }
 
-#[derive(Serialize)]
+/// Every balance recomputed from the ledger.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Audit)]
 struct AuditBody {
     accounts: i64,
     mismatched: Vec<AuditEntry>,
     negative: Vec<AuditEntry>,
 }
 
-#[derive(Serialize)]
+/// A balance that disagrees with its ledger, or is negative.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditEntry {
     user: i64,
     current: Cents,
@@ -174,8 +247,18 @@ struct AuditEntry {
 }
 
 /// `GET /api/admin/audit`: every balance recomputed from the ledger.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The audit: `mismatched` and `negative` are empty when every balance holds", body = AuditBody),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/audit")]
 pub async fn audit(figures: web::Data<Addr<Figures>>) -> Result<HttpResponse, ApiError> {
-    let audit = figures.send(RunAudit).await.map_err(ApiError::internal)??;
+    let result = figures.send(RunAudit).await.map_err(ApiError::internal)??;
     let entries = |list: Vec<gophermart_actors::figures::Mismatch>| {
         list.into_iter()
             .map(|m| AuditEntry {
@@ -186,8 +269,8 @@ pub async fn audit(figures: web::Data<Addr<Figures>>) -> Result<HttpResponse, Ap
             .collect()
     };
     json(&AuditBody {
-        accounts: audit.accounts,
-        mismatched: entries(audit.mismatched),
-        negative: entries(audit.negative),
+        accounts: result.accounts,
+        mismatched: entries(result.mismatched),
+        negative: entries(result.negative),
     })
 }

@@ -3,7 +3,7 @@
 
 use actix::Addr;
 use actix_web::http::header::ContentType;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, FixedOffset};
 use gophermart_actors::coupons::{
     Campaign, CampaignKind, CampaignRegistry, CreateCampaign, GetCampaign, ListOpenCampaigns,
@@ -22,20 +22,40 @@ use crate::error::ApiError;
 /// The most codes one campaign may have.
 const MAX_QUANTITY: i64 = 1_000_000;
 
-#[derive(Deserialize)]
+/// A campaign to create, with its pool of codes.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CampaignRequest, example = json!({"id": "spring-27", "title": "Spring", "kind": "fixed", "value": 300, "quantity": 10000, "per_user": 1, "price": 0, "min_order": 0, "prefix": "SPRING"}))]
 struct CampaignBody {
+    /// 1–64 of `[A-Za-z0-9._-]`.
     id: String,
+    /// 1–200 characters.
     title: String,
+    /// `fixed` (points off) or `percent` (of the order's amount, at most 100).
+    #[schema(examples("fixed", "percent"))]
     kind: String,
+    #[schema(value_type = Points)]
     value: JsonDecimal,
+    /// Codes in the pool, 1–1 000 000.
+    #[schema(minimum = 1, maximum = 1000000)]
     quantity: i64,
+    /// Codes one shopper may hold (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1)]
     per_user: i64,
+    /// Points a claim costs (default 0).
+    #[schema(value_type = Option<Points>)]
     price: Option<JsonDecimal>,
+    /// The smallest order amount a code applies to (default 0).
+    #[schema(value_type = Option<Points>)]
     min_order: Option<JsonDecimal>,
+    /// RFC 3339; absent: at once.
+    #[schema(format = DateTime)]
     starts_at: Option<String>,
+    /// RFC 3339, after `starts_at`; absent: never.
+    #[schema(format = DateTime)]
     ends_at: Option<String>,
+    /// 1–16 of `[A-Z0-9]`, the codes' prefix.
     prefix: String,
 }
 
@@ -44,10 +64,12 @@ fn one() -> i64 {
 }
 
 /// A campaign as the operator sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Campaign)]
 struct CampaignView {
     #[serde(flatten)]
     campaign: NewCampaign,
+    /// RFC 3339.
     created_at: String,
     issued: i64,
     redeemed: i64,
@@ -67,7 +89,7 @@ impl From<Campaign> for CampaignView {
 }
 
 /// A campaign as shoppers see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OpenCampaign {
     id: String,
     title: String,
@@ -161,6 +183,19 @@ fn validate(body: CampaignBody) -> Result<NewCampaign, ApiError> {
 }
 
 /// `POST /api/admin/campaigns`: `201` once every code is stored.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    request_body = CampaignBody,
+    responses(
+        (status = 201, description = "Created, every code stored", body = CampaignView),
+        (status = 400, description = "A bad field", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+        (status = 409, description = "The id exists", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/campaigns")]
 #[instrument(skip_all)]
 pub async fn create(
     req: HttpRequest,
@@ -180,6 +215,18 @@ pub async fn create(
 }
 
 /// `GET /api/admin/campaigns/{id}`: with `issued`, `redeemed`, `remaining`.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    params(("id" = String, Path, description = "The campaign's id")),
+    responses(
+        (status = 200, description = "The campaign and its counts", body = CampaignView),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such campaign", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/campaigns/{id}")]
 pub async fn get(
     id: web::Path<String>,
     registry: web::Data<Addr<CampaignRegistry>>,
@@ -197,6 +244,16 @@ pub async fn get(
 }
 
 /// `GET /api/campaigns`: started, not ended, with codes left.
+#[utoipa::path(
+    tag = "coupons",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    responses(
+        (status = 200, description = "Open campaigns", body = Vec<OpenCampaign>),
+        (status = 204, description = "None open"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/api/campaigns")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn open(
     user: AuthUser,

@@ -3,7 +3,7 @@
 
 use actix::Addr;
 use actix_web::http::header::ContentType;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use gophermart_actors::coupons::{
     CampaignKind, CampaignRegistry, Checkout, Claim, Claimed, CouponError, CouponView, ListCoupons,
     UseCoupon,
@@ -23,28 +23,40 @@ use crate::error::ApiError;
 /// The longest code accepted in a path.
 const MAX_CODE: usize = 40;
 
-#[derive(Deserialize)]
+/// The campaign a code is claimed from.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CouponClaim, example = json!({"campaign": "spring-27"}))]
 struct ClaimBody {
     campaign: String,
 }
 
-#[derive(Deserialize)]
+/// An order paid with a coupon at the shop's checkout.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CouponUse, example = json!({"order": "2377225624", "amount": 1500}))]
 struct RedeemBody {
+    /// Luhn-valid digits.
     order: String,
+    /// The order's amount: above 0, at most 2 decimals.
+    #[schema(value_type = Points)]
     amount: JsonDecimal,
 }
 
-#[derive(Serialize)]
+/// A code a shopper holds.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Coupon {
     code: String,
     campaign: String,
     kind: CampaignKind,
     value: Points,
     min_order: Points,
+    /// RFC 3339; absent or null: never.
     ends_at: Option<String>,
+    /// `ISSUED`, `REDEEMED` or `EXPIRED`.
+    #[schema(value_type = String, examples("ISSUED"))]
     status: &'static str,
+    /// RFC 3339.
     issued_at: String,
 }
 
@@ -101,6 +113,23 @@ fn checkout_error(error: CouponError) -> ApiError {
 }
 
 /// `POST /api/user/coupons` `{"campaign"}`, optional `Idempotency-Key`.
+#[utoipa::path(
+    tag = "coupons",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–128 visible ASCII characters: the same key and body answer the first result again and charge nothing more")),
+    request_body = ClaimBody,
+    responses(
+        (status = 201, description = "A code of the campaign, now the shopper's", body = Coupon),
+        (status = 400, description = "Malformed JSON or a bad key", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+        (status = 402, description = "The campaign's price is above the balance", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such campaign", body = String, content_type = "text/plain"),
+        (status = 409, description = "The shopper holds `per_user` codes of it already, or the same key is in flight", body = String, content_type = "text/plain"),
+        (status = 410, description = "Not started, ended, or no code left", body = String, content_type = "text/plain"),
+        (status = 422, description = "The key was used with another body", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/coupons")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn claim(
     user: AuthUser,
@@ -133,6 +162,16 @@ pub async fn claim(
 }
 
 /// `GET /api/user/coupons`: oldest claim first.
+#[utoipa::path(
+    tag = "coupons",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    responses(
+        (status = 200, description = "The shopper's codes, oldest claim first", body = Vec<Coupon>),
+        (status = 204, description = "No codes yet"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/coupons")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn list(
     user: AuthUser,
@@ -166,7 +205,9 @@ fn amount(value: JsonDecimal) -> Result<Points, String> {
     Points::parse_sum(value.0).map_err(|e| format!("amount: {e}"))
 }
 
-#[derive(Serialize)]
+/// What a code would take off.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CouponPreview)]
 struct Preview {
     code: String,
     discount: Points,
@@ -175,6 +216,24 @@ struct Preview {
 
 /// `GET /api/shop/coupons/{code}?amount=`: what the code takes off, or the error its use
 /// would give.
+#[utoipa::path(
+    tag = "shop",
+    security(("shop" = [])),
+    params(
+        ("code" = String, Path, description = "The code, any case"),
+        ("amount" = f64, Query, description = "The order's amount: above 0, at most 2 decimals"),
+    ),
+    responses(
+        (status = 200, description = "What the code takes off the amount", body = Preview),
+        (status = 400, description = "`amount` missing, or a bad or unknown parameter", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid shop token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The shop API is disabled: SHOP_TOKEN is not set", body = String, content_type = "text/plain"),
+        (status = 404, description = "Unknown or never issued", body = String, content_type = "text/plain"),
+        (status = 409, description = "Used for another order already", body = String, content_type = "text/plain"),
+        (status = 422, description = "A bad amount, below the campaign's minimum, not started or ended", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/coupons/{code}")]
 pub async fn preview(
     req: HttpRequest,
     path: web::Path<String>,
@@ -200,17 +259,36 @@ pub async fn preview(
     })
 }
 
-#[derive(Serialize)]
+/// A code used on an order.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CouponUsed)]
 struct Used {
     code: String,
     order: String,
     amount: Points,
     discount: Points,
+    /// RFC 3339.
     redeemed_at: String,
 }
 
 /// `POST /api/shop/coupons/{code}/redeem` `{"order", "amount"}`: the same order and
 /// amount again answer the same.
+#[utoipa::path(
+    tag = "shop",
+    security(("shop" = [])),
+    params(("code" = String, Path, description = "The code, any case")),
+    request_body = RedeemBody,
+    responses(
+        (status = 200, description = "Used; the same order and amount again answer the same", body = Used),
+        (status = 400, description = "Malformed JSON", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid shop token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The shop API is disabled: SHOP_TOKEN is not set", body = String, content_type = "text/plain"),
+        (status = 404, description = "Unknown or never issued", body = String, content_type = "text/plain"),
+        (status = 409, description = "Used for another order or amount", body = String, content_type = "text/plain"),
+        (status = 422, description = "A bad order number or amount, below the campaign's minimum, not started or ended", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/coupons/{code}/redeem")]
 #[instrument(skip_all)]
 pub async fn redeem(
     req: HttpRequest,

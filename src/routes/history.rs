@@ -1,6 +1,6 @@
 //! The statement of account.
 
-use actix_web::web;
+use actix_web::{get, web};
 use actix_web::{HttpRequest, HttpResponse};
 use gophermart_actors::account::{Accounts, ListHistory};
 use gophermart_actors::domain::Cents;
@@ -17,17 +17,39 @@ const MAX_LIMIT: i64 = 500;
 /// Entries per page unless asked otherwise.
 const DEFAULT_LIMIT: i64 = 100;
 
-#[derive(Serialize)]
+/// One balance change.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StatementEntry)]
 struct Entry {
     id: i64,
+    /// RFC 3339.
     at: String,
+    /// `accrual`, `withdrawal`, `redemption`, `refund` or `coupon`.
     kind: String,
+    /// Signed: what the change did to the balance.
     amount: Cents,
+    /// The balance right after this change.
     balance: Cents,
+    /// The order number, redemption id or coupon code.
     reference: String,
 }
 
 /// `GET /api/user/history?limit=&before=`: every balance change, newest first.
+#[utoipa::path(
+    tag = "account",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    params(
+        ("limit" = Option<i64>, Query, description = "Entries per page, 1–500 (default 100)", minimum = 1, maximum = 500),
+        ("before" = Option<i64>, Query, description = "Only entries older than this id", minimum = 1),
+    ),
+    responses(
+        (status = 200, description = "The statement, newest first", body = Vec<Entry>),
+        (status = 204, description = "No entries (on this page)"),
+        (status = 400, description = "A bad, unknown or repeated parameter", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/history")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn history(
     user: AuthUser,

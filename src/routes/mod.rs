@@ -6,6 +6,7 @@ mod campaigns;
 mod coupons;
 mod health;
 mod history;
+mod openapi;
 mod orders;
 mod query;
 mod redemptions;
@@ -16,56 +17,63 @@ use actix_web::http::header::ContentType;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
 use crate::roles;
 
-/// Mounts every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub use openapi::{openapi, Document};
+
+/// Mounts every route. Those of the API are mounted through `utoipa_actix_web`, so that
+/// the OpenAPI document holds exactly what is mounted; the operators' windows are not
+/// part of it.
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
         .route("/metrics", web::get().to(crate::metrics::scrape))
-        .route("/api/rewards", web::get().to(rewards::on_offer))
-        .route("/api/campaigns", web::get().to(campaigns::open))
+        .route("/api/openapi.json", web::get().to(openapi::document))
+        .service(rewards::on_offer)
+        .service(campaigns::open)
         .service(
-            web::scope("/api/user")
-                .route("/register", web::post().to(users::register))
-                .route("/login", web::post().to(users::login))
-                .route("/orders", web::post().to(orders::upload))
-                .route("/orders", web::get().to(orders::list))
-                .route("/balance", web::get().to(balance::get))
-                .route("/balance/withdraw", web::post().to(balance::withdraw))
-                .route("/withdrawals", web::get().to(balance::withdrawals))
-                .route("/balance/withdrawals", web::get().to(balance::withdrawals))
-                .route("/history", web::get().to(history::history))
-                .route("/redemptions", web::post().to(redemptions::redeem))
-                .route("/redemptions", web::get().to(redemptions::list))
-                .route("/redemptions/{id}", web::get().to(redemptions::one))
-                .route("/coupons", web::post().to(coupons::claim))
-                .route("/coupons", web::get().to(coupons::list)),
+            scope("/api/user")
+                .service(users::register)
+                .service(users::login)
+                .service(orders::upload)
+                .service(orders::list)
+                .service(balance::get)
+                .service(balance::withdraw)
+                .service(balance::withdrawals)
+                .service(balance::balance_withdrawals)
+                .service(history::history)
+                .service(redemptions::redeem)
+                .service(redemptions::list)
+                .service(redemptions::one)
+                .service(coupons::claim)
+                .service(coupons::list),
         )
         .service(
             // Guarded whole: unknown paths under it answer 404 only to the operator.
-            web::scope("/api/admin")
-                .wrap(from_fn(roles::admin_only))
-                .route("/events", web::get().to(admin::events))
-                .route("/stats/summary", web::get().to(admin::summary))
-                .route("/stats/daily", web::get().to(admin::daily))
-                .route("/stats/top", web::get().to(admin::top))
-                .route("/audit", web::get().to(admin::audit))
-                .route("/rewards", web::post().to(rewards::create))
-                .route("/rewards", web::get().to(rewards::all))
-                .route("/rewards/{sku}", web::patch().to(rewards::change))
-                .route("/campaigns", web::post().to(campaigns::create))
-                .route("/campaigns/{id}", web::get().to(campaigns::get))
-                .default_service(web::to(not_found)),
+            scope("/api/admin")
+                .service(admin::events)
+                .service(admin::summary)
+                .service(admin::daily)
+                .service(admin::top)
+                .service(admin::audit)
+                .service(rewards::create)
+                .service(rewards::all)
+                .service(rewards::change)
+                .service(campaigns::create)
+                .service(campaigns::get)
+                .default_service(web::to(not_found))
+                .wrap(from_fn(roles::admin_only)),
         )
         .service(
-            web::scope("/api/shop")
-                .wrap(from_fn(roles::shop_only))
-                .route("/coupons/{code}", web::get().to(coupons::preview))
-                .route("/coupons/{code}/redeem", web::post().to(coupons::redeem))
-                .default_service(web::to(not_found)),
+            scope("/api/shop")
+                .service(coupons::preview)
+                .service(coupons::redeem)
+                .default_service(web::to(not_found))
+                .wrap(from_fn(roles::shop_only)),
         );
 }
 

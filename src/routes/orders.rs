@@ -1,7 +1,7 @@
 //! Uploading order numbers and listing them.
 
 use actix::Addr;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use gophermart_actors::domain::{OrderNumber, OrderNumberError, Points};
 use gophermart_actors::orders::{ListOrders, OrderRegistry, RegisterOrder, Registration};
 use serde::Serialize;
@@ -14,6 +14,21 @@ use crate::error::ApiError;
 use crate::throttle::Throttles;
 
 /// `POST /api/user/orders`: a `text/plain` order number.
+#[utoipa::path(
+    tag = "account",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    request_body(content = String, content_type = "text/plain", description = "The order number: digits passing the Luhn check", example = "79927398713"),
+    responses(
+        (status = 202, description = "A new number, accepted for processing", body = String, content_type = "text/plain"),
+        (status = 200, description = "This shopper uploaded it already", body = String, content_type = "text/plain"),
+        (status = 400, description = "An empty or unreadable body", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+        (status = 409, description = "Another shopper uploaded it", body = String, content_type = "text/plain"),
+        (status = 422, description = "Not digits, or fails the Luhn check", body = String, content_type = "text/plain"),
+        (status = 429, description = "Too many uploads from this shopper; see `Retry-After`", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/orders")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn upload(
     user: AuthUser,
@@ -50,16 +65,32 @@ pub async fn upload(
     })
 }
 
-#[derive(Serialize)]
+/// An uploaded order.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Order)]
 struct OrderItem {
     number: String,
+    /// `NEW`, `PROCESSING`, `INVALID` or `PROCESSED`.
+    #[schema(value_type = String, examples("PROCESSED"))]
     status: &'static str,
+    /// Points credited; only once `PROCESSED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     accrual: Option<Points>,
+    /// RFC 3339.
     uploaded_at: String,
 }
 
 /// `GET /api/user/orders`: oldest upload first.
+#[utoipa::path(
+    tag = "account",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    responses(
+        (status = 200, description = "The shopper's orders, oldest upload first", body = Vec<OrderItem>),
+        (status = 204, description = "No orders yet"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/orders")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn list(
     user: AuthUser,

@@ -2,7 +2,7 @@
 
 use actix::Addr;
 use actix_web::http::header::ContentType;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use gophermart_actors::account::{Accounts, GetRedemption, ListRedemptions, Redeem};
 use gophermart_actors::domain::Points;
 use gophermart_actors::fulfilment::store::{
@@ -25,26 +25,39 @@ const MAX_ADDRESS_CHARS: usize = 1000;
 /// The longest idempotency key.
 const MAX_KEY: usize = 128;
 
-#[derive(Deserialize)]
+/// Points exchanged for a reward, shipped to an address.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RedemptionRequest, example = json!({"reward": "shampoo-500", "quantity": 1, "address": "1 Main St, Springfield"}))]
 struct RedeemBody {
+    /// The reward's sku.
     reward: String,
+    /// 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
+    /// 1–1000 characters.
     address: String,
 }
 
-#[derive(Serialize)]
+/// A status the redemption reached, and when.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RedemptionEvent)]
 struct Event {
+    #[schema(value_type = String)]
     status: &'static str,
+    /// RFC 3339.
     at: String,
 }
 
-#[derive(Serialize)]
+/// A redemption and its way to the door.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Redemption {
     id: String,
     reward: String,
     quantity: u32,
     points: Points,
+    /// `REQUESTED`, `ACCEPTED`, `SHIPPED`, `DELIVERED` or `CANCELLED`.
+    #[schema(value_type = String, examples("REQUESTED"))]
     status: &'static str,
     address: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +127,23 @@ fn address(text: String) -> Result<String, ApiError> {
 }
 
 /// `POST /api/user/redemptions`: `201` the redemption, charged once per idempotency key.
+#[utoipa::path(
+    tag = "rewards",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–128 visible ASCII characters: the same key and body answer the first result again and charge nothing more")),
+    request_body = RedeemBody,
+    responses(
+        (status = 201, description = "Charged; the shipment is requested", body = Redemption),
+        (status = 400, description = "Malformed JSON, a quantity not 1–100, an empty or over-long address, a bad key", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+        (status = 402, description = "Not enough points", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such reward on offer", body = String, content_type = "text/plain"),
+        (status = 409, description = "Not enough stock, or the same key is in flight", body = String, content_type = "text/plain"),
+        (status = 422, description = "The key was used with another body", body = String, content_type = "text/plain"),
+        (status = 503, description = "No fulfilment service is configured; nothing is charged", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/redemptions")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn redeem(
     user: AuthUser,
@@ -183,6 +213,16 @@ pub async fn redeem(
 }
 
 /// `GET /api/user/redemptions`: oldest first.
+#[utoipa::path(
+    tag = "rewards",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    responses(
+        (status = 200, description = "The shopper's redemptions, oldest first", body = Vec<Redemption>),
+        (status = 204, description = "No redemptions yet"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/redemptions")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn list(user: AuthUser, accounts: web::Data<Accounts>) -> Result<HttpResponse, ApiError> {
     let views = accounts.ask(user.0, ListRedemptions).await?;
@@ -191,6 +231,17 @@ pub async fn list(user: AuthUser, accounts: web::Data<Accounts>) -> Result<HttpR
 }
 
 /// `GET /api/user/redemptions/{id}`: one of the shopper's own.
+#[utoipa::path(
+    tag = "rewards",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    params(("id" = String, Path, description = "The redemption's id")),
+    responses(
+        (status = 200, description = "The redemption", body = Redemption),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+        (status = 404, description = "Unknown, or another shopper's", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/redemptions/{id}")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn one(
     user: AuthUser,

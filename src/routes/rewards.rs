@@ -2,7 +2,7 @@
 //! active ones.
 
 use actix::Addr;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use gophermart_actors::domain::{JsonDecimal, Points};
 use gophermart_actors::rewards::{
     Catalogue, ChangeReward, CreateReward, ListRewards, Reward, MAX_STOCK,
@@ -18,26 +18,38 @@ use crate::error::ApiError;
 /// The longest title, in characters.
 const MAX_TITLE_CHARS: usize = 200;
 
-#[derive(Deserialize)]
+/// A reward to offer.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"sku": "shampoo-500", "title": "Shampoo, 500 ml", "price": 2000, "stock": 100}))]
 struct NewReward {
+    /// 1–64 of `[A-Za-z0-9._-]`.
     sku: String,
+    /// 1–200 characters.
     title: String,
+    /// Points per unit: above 0, at most 2 decimals.
+    #[schema(value_type = Points)]
     price: JsonDecimal,
+    /// Units, 0 or more.
+    #[schema(minimum = 0)]
     stock: i64,
 }
 
-#[derive(Deserialize)]
+/// What to change of a reward; at least one field.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"stock_delta": 50}))]
 struct RewardChange {
     title: Option<String>,
+    #[schema(value_type = Option<Points>)]
     price: Option<JsonDecimal>,
+    /// Added to the stock (negative takes away; never below 0).
     stock_delta: Option<i64>,
     active: Option<bool>,
 }
 
 /// A reward as shoppers see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OnOffer {
     sku: String,
     title: String,
@@ -76,6 +88,19 @@ fn price(value: JsonDecimal) -> Result<Points, ApiError> {
 }
 
 /// `POST /api/admin/rewards`: `201` with the reward.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    request_body = NewReward,
+    responses(
+        (status = 201, description = "Created", body = Reward),
+        (status = 400, description = "A bad sku, title, price or stock", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+        (status = 409, description = "The sku exists", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/rewards")]
 #[instrument(skip_all)]
 pub async fn create(
     req: HttpRequest,
@@ -111,6 +136,21 @@ pub async fn create(
 }
 
 /// `PATCH /api/admin/rewards/{sku}`: `200` with the reward as changed.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    params(("sku" = String, Path, description = "The reward's sku")),
+    request_body = RewardChange,
+    responses(
+        (status = 200, description = "The reward as changed", body = Reward),
+        (status = 400, description = "Nothing to change, or a bad title, price or delta", body = String, content_type = "text/plain"),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such reward", body = String, content_type = "text/plain"),
+        (status = 409, description = "The delta would make the stock negative", body = String, content_type = "text/plain"),
+    )
+)]
+#[patch("/rewards/{sku}")]
 #[instrument(skip_all)]
 pub async fn change(
     req: HttpRequest,
@@ -156,6 +196,17 @@ pub async fn change(
 }
 
 /// `GET /api/admin/rewards`: every reward, inactive ones included, by sku.
+#[utoipa::path(
+    tag = "operator",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Every reward, by sku", body = Vec<Reward>),
+        (status = 204, description = "No rewards"),
+        (status = 401, description = "No valid operator token", body = String, content_type = "text/plain"),
+        (status = 403, description = "The operator API is disabled: ADMIN_TOKEN is not set", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/rewards")]
 pub async fn all(catalogue: web::Data<Addr<Catalogue>>) -> Result<HttpResponse, ApiError> {
     let rewards: Vec<Reward> = catalogue
         .send(ListRewards { active_only: false })
@@ -165,6 +216,16 @@ pub async fn all(catalogue: web::Data<Addr<Catalogue>>) -> Result<HttpResponse, 
 }
 
 /// `GET /api/rewards`: what shoppers can redeem, by sku.
+#[utoipa::path(
+    tag = "rewards",
+    security(("shopper" = []), ("shopper_cookie" = [])),
+    responses(
+        (status = 200, description = "Active rewards, by sku", body = Vec<OnOffer>),
+        (status = 204, description = "None on offer"),
+        (status = 401, description = "No valid token", body = String, content_type = "text/plain"),
+    )
+)]
+#[get("/api/rewards")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn on_offer(
     user: AuthUser,

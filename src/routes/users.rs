@@ -1,6 +1,6 @@
 //! Registration and login.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use gophermart_actors::account::Accounts;
 use serde::Deserialize;
 use tracing::instrument;
@@ -15,20 +15,22 @@ const MAX_LOGIN_CHARS: usize = 256;
 /// The longest password, in bytes.
 const MAX_PASSWORD_BYTES: usize = 1024;
 
-#[derive(Deserialize)]
+/// A login and its password.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"login": "alice", "password": "correct horse"}))]
 struct Pair {
     login: String,
     password: String,
 }
 
 /// Why a login cannot be registered, if it cannot.
-fn login_problem(login: &str) -> Option<String> {
-    if login.chars().count() > MAX_LOGIN_CHARS {
+fn login_problem(name: &str) -> Option<String> {
+    if name.chars().count() > MAX_LOGIN_CHARS {
         return Some(format!(
             "login must be at most {MAX_LOGIN_CHARS} characters"
         ));
     }
-    if login.chars().any(char::is_control) {
+    if name.chars().any(char::is_control) {
         return Some("login must not contain control characters".to_owned());
     }
     None
@@ -45,6 +47,18 @@ fn read_pair(bytes: &[u8]) -> Result<Pair, ApiError> {
 }
 
 /// `POST /api/user/register`.
+#[utoipa::path(
+    tag = "account",
+    request_body = Pair,
+    responses(
+        (status = 200, description = "Registered and signed in: the token in `Authorization: Bearer …` and in an HttpOnly cookie", body = String, content_type = "text/plain"),
+        (status = 400, description = "Malformed JSON, a missing or empty field, a login over 256 characters or with control characters, a password over 1024 bytes", body = String, content_type = "text/plain"),
+        (status = 409, description = "The login is taken", body = String, content_type = "text/plain"),
+        (status = 429, description = "Too many sign-ups or sign-ins from this address; see `Retry-After`", body = String, content_type = "text/plain"),
+        (status = 503, description = "Password hashing is saturated; see `Retry-After`", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/register")]
 #[instrument(skip_all)]
 pub async fn register(
     req: HttpRequest,
@@ -71,6 +85,18 @@ pub async fn register(
 }
 
 /// `POST /api/user/login`.
+#[utoipa::path(
+    tag = "account",
+    request_body = Pair,
+    responses(
+        (status = 200, description = "Signed in: the token in `Authorization: Bearer …` and in an HttpOnly cookie", body = String, content_type = "text/plain"),
+        (status = 400, description = "Malformed JSON, a missing or empty field", body = String, content_type = "text/plain"),
+        (status = 401, description = "Wrong login or password", body = String, content_type = "text/plain"),
+        (status = 429, description = "Too many attempts from this address or for this login; see `Retry-After`", body = String, content_type = "text/plain"),
+        (status = 503, description = "Password hashing is saturated; see `Retry-After`", body = String, content_type = "text/plain"),
+    )
+)]
+#[post("/login")]
 #[instrument(skip_all)]
 pub async fn login(
     req: HttpRequest,

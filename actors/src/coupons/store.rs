@@ -24,7 +24,7 @@ const BATCH: usize = 2000;
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// What a code takes off an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CampaignKind {
     /// A fixed number of points, capped at the order's amount.
@@ -53,7 +53,7 @@ impl CampaignKind {
 }
 
 /// A campaign to create, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NewCampaign {
     /// The operator's identifier.
     pub id: String,
@@ -73,9 +73,11 @@ pub struct NewCampaign {
     pub min_order: Points,
     /// When claims open; `None`: at once.
     #[serde(serialize_with = "serialize_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub starts_at: Option<DateTime<FixedOffset>>,
     /// When the campaign ends; `None`: never.
     #[serde(serialize_with = "serialize_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ends_at: Option<DateTime<FixedOffset>>,
     /// The codes' prefix: 1–16 of `[A-Z0-9]`.
     pub prefix: String,

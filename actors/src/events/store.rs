@@ -171,7 +171,8 @@ pub async fn has_unnumbered(db: &Db) -> Result<bool, DbErr> {
 }
 
 /// One event as the feed and the broker show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 pub struct EventView {
     /// UUID v7.
     pub id: String,
@@ -185,6 +186,7 @@ pub struct EventView {
     /// The shopper concerned, if any.
     pub user: Option<i64>,
     /// What a consumer needs to know.
+    #[schema(value_type = Object)]
     pub data: Box<RawValue>,
 }
 
