@@ -18,6 +18,7 @@ mod hostile;
 mod lifecycle;
 mod logs;
 mod metrics;
+mod openapi;
 mod orders;
 mod process;
 mod redemptions;

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 
 /// `GET /api/admin/events?after=&limit=`: numbered events, ascending `seq`.
 #[utoipa::path(
+    operation_id = "listEvents",
     tag = "operator",
     security(("operator" = [])),
     params(
@@ -80,6 +81,7 @@ struct Coupons {
 
 /// `GET /api/admin/stats/summary`.
 #[utoipa::path(
+    operation_id = "getSummary",
     tag = "operator",
     security(("operator" = [])),
     responses(
@@ -136,6 +138,7 @@ struct DayBody {
 
 /// `GET /api/admin/stats/daily?from=&to=`: every UTC day of the range, zeros included.
 #[utoipa::path(
+    operation_id = "getDailyFigures",
     tag = "operator",
     security(("operator" = [])),
     params(
@@ -187,6 +190,7 @@ struct TopBody {
 
 /// `GET /api/admin/stats/top?from=&to=&limit=`: shoppers by points accrued in the range.
 #[utoipa::path(
+    operation_id = "getTopShoppers",
     tag = "operator",
     security(("operator" = [])),
     params(
@@ -248,6 +252,7 @@ struct AuditEntry {
 
 /// `GET /api/admin/audit`: every balance recomputed from the ledger.
 #[utoipa::path(
+    operation_id = "runAudit",
     tag = "operator",
     security(("operator" = [])),
     responses(

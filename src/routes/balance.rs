@@ -21,6 +21,7 @@ struct BalanceView {
 
 /// `GET /api/user/balance`.
 #[utoipa::path(
+    operation_id = "getBalance",
     tag = "account",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(
@@ -51,6 +52,7 @@ struct WithdrawRequest {
 
 /// `POST /api/user/balance/withdraw`.
 #[utoipa::path(
+    operation_id = "withdraw",
     tag = "account",
     security(("shopper" = []), ("shopper_cookie" = [])),
     request_body = WithdrawRequest,
@@ -91,6 +93,7 @@ struct WithdrawalItem {
 
 /// `GET /api/user/withdrawals`: oldest first.
 #[utoipa::path(
+    operation_id = "listWithdrawals",
     tag = "account",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(
@@ -110,6 +113,7 @@ pub async fn withdrawals(
 
 /// `GET /api/user/balance/withdrawals`: the same list under the balance.
 #[utoipa::path(
+    operation_id = "listBalanceWithdrawals",
     tag = "account",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(

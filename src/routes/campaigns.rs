@@ -184,6 +184,7 @@ fn validate(body: CampaignBody) -> Result<NewCampaign, ApiError> {
 
 /// `POST /api/admin/campaigns`: `201` once every code is stored.
 #[utoipa::path(
+    operation_id = "createCampaign",
     tag = "operator",
     security(("operator" = [])),
     request_body = CampaignBody,
@@ -216,6 +217,7 @@ pub async fn create(
 
 /// `GET /api/admin/campaigns/{id}`: with `issued`, `redeemed`, `remaining`.
 #[utoipa::path(
+    operation_id = "getCampaign",
     tag = "operator",
     security(("operator" = [])),
     params(("id" = String, Path, description = "The campaign's id")),
@@ -245,6 +247,7 @@ pub async fn get(
 
 /// `GET /api/campaigns`: started, not ended, with codes left.
 #[utoipa::path(
+    operation_id = "listOpenCampaigns",
     tag = "coupons",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(

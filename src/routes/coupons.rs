@@ -114,6 +114,7 @@ fn checkout_error(error: CouponError) -> ApiError {
 
 /// `POST /api/user/coupons` `{"campaign"}`, optional `Idempotency-Key`.
 #[utoipa::path(
+    operation_id = "claimCoupon",
     tag = "coupons",
     security(("shopper" = []), ("shopper_cookie" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "1–128 visible ASCII characters: the same key and body answer the first result again and charge nothing more")),
@@ -163,6 +164,7 @@ pub async fn claim(
 
 /// `GET /api/user/coupons`: oldest claim first.
 #[utoipa::path(
+    operation_id = "listCoupons",
     tag = "coupons",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(
@@ -217,6 +219,7 @@ struct Preview {
 /// `GET /api/shop/coupons/{code}?amount=`: what the code takes off, or the error its use
 /// would give.
 #[utoipa::path(
+    operation_id = "previewCoupon",
     tag = "shop",
     security(("shop" = [])),
     params(
@@ -274,6 +277,7 @@ struct Used {
 /// `POST /api/shop/coupons/{code}/redeem` `{"order", "amount"}`: the same order and
 /// amount again answer the same.
 #[utoipa::path(
+    operation_id = "useCoupon",
     tag = "shop",
     security(("shop" = [])),
     params(("code" = String, Path, description = "The code, any case")),

@@ -36,6 +36,7 @@ struct Entry {
 
 /// `GET /api/user/history?limit=&before=`: every balance change, newest first.
 #[utoipa::path(
+    operation_id = "getStatement",
     tag = "account",
     security(("shopper" = []), ("shopper_cookie" = [])),
     params(

@@ -15,6 +15,7 @@ use crate::throttle::Throttles;
 
 /// `POST /api/user/orders`: a `text/plain` order number.
 #[utoipa::path(
+    operation_id = "uploadOrder",
     tag = "account",
     security(("shopper" = []), ("shopper_cookie" = [])),
     request_body(content = String, content_type = "text/plain", description = "The order number: digits passing the Luhn check", example = "79927398713"),
@@ -82,6 +83,7 @@ struct OrderItem {
 
 /// `GET /api/user/orders`: oldest upload first.
 #[utoipa::path(
+    operation_id = "listOrders",
     tag = "account",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(

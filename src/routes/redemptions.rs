@@ -128,6 +128,7 @@ fn address(text: String) -> Result<String, ApiError> {
 
 /// `POST /api/user/redemptions`: `201` the redemption, charged once per idempotency key.
 #[utoipa::path(
+    operation_id = "redeemReward",
     tag = "rewards",
     security(("shopper" = []), ("shopper_cookie" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "1–128 visible ASCII characters: the same key and body answer the first result again and charge nothing more")),
@@ -214,6 +215,7 @@ pub async fn redeem(
 
 /// `GET /api/user/redemptions`: oldest first.
 #[utoipa::path(
+    operation_id = "listRedemptions",
     tag = "rewards",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(
@@ -232,6 +234,7 @@ pub async fn list(user: AuthUser, accounts: web::Data<Accounts>) -> Result<HttpR
 
 /// `GET /api/user/redemptions/{id}`: one of the shopper's own.
 #[utoipa::path(
+    operation_id = "getRedemption",
     tag = "rewards",
     security(("shopper" = []), ("shopper_cookie" = [])),
     params(("id" = String, Path, description = "The redemption's id")),

@@ -89,6 +89,7 @@ fn price(value: JsonDecimal) -> Result<Points, ApiError> {
 
 /// `POST /api/admin/rewards`: `201` with the reward.
 #[utoipa::path(
+    operation_id = "createReward",
     tag = "operator",
     security(("operator" = [])),
     request_body = NewReward,
@@ -137,6 +138,7 @@ pub async fn create(
 
 /// `PATCH /api/admin/rewards/{sku}`: `200` with the reward as changed.
 #[utoipa::path(
+    operation_id = "changeReward",
     tag = "operator",
     security(("operator" = [])),
     params(("sku" = String, Path, description = "The reward's sku")),
@@ -197,6 +199,7 @@ pub async fn change(
 
 /// `GET /api/admin/rewards`: every reward, inactive ones included, by sku.
 #[utoipa::path(
+    operation_id = "listAllRewards",
     tag = "operator",
     security(("operator" = [])),
     responses(
@@ -217,6 +220,7 @@ pub async fn all(catalogue: web::Data<Addr<Catalogue>>) -> Result<HttpResponse, 
 
 /// `GET /api/rewards`: what shoppers can redeem, by sku.
 #[utoipa::path(
+    operation_id = "listRewardsOnOffer",
     tag = "rewards",
     security(("shopper" = []), ("shopper_cookie" = [])),
     responses(

@@ -48,6 +48,7 @@ fn read_pair(bytes: &[u8]) -> Result<Pair, ApiError> {
 
 /// `POST /api/user/register`.
 #[utoipa::path(
+    operation_id = "register",
     tag = "account",
     request_body = Pair,
     responses(
@@ -86,6 +87,7 @@ pub async fn register(
 
 /// `POST /api/user/login`.
 #[utoipa::path(
+    operation_id = "login",
     tag = "account",
     request_body = Pair,
     responses(
