@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/user")
                 .route("/register", web::post().to(users::register))
                 .route("/login", web::post().to(users::login))
+                .route("/logout", web::post().to(users::logout))
                 .route("/orders", web::post().to(orders::upload))
                 .route("/orders", web::get().to(orders::list))
                 .route("/balance", web::get().to(balance::get))

@@ -110,3 +110,10 @@ pub async fn login(
     }
     tokens.signed_in(user)
 }
+
+/// `POST /api/user/logout`: expires the token cookie. The token itself stays valid until
+/// it expires; a page that signs out simply no longer holds it.
+#[instrument(skip_all)]
+pub async fn logout(tokens: web::Data<Tokens>) -> HttpResponse {
+    tokens.signed_out()
+}
