@@ -6,6 +6,7 @@ pub mod body;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod pages;
 pub mod protect;
 pub mod roles;
 pub mod routes;

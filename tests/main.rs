@@ -17,6 +17,7 @@ mod history;
 mod hostile;
 mod lifecycle;
 mod orders;
+mod pages;
 mod process;
 mod redemptions;
 mod rewards;

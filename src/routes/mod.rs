@@ -65,7 +65,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/coupons/{code}", web::get().to(coupons::preview))
                 .route("/coupons/{code}/redeem", web::post().to(coupons::redeem))
                 .default_service(web::to(not_found)),
-        );
+        )
+        .configure(crate::pages::configure);
 }
 
 /// Anything no route matches: `404` with a reason.
