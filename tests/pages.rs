@@ -59,14 +59,18 @@ async fn the_pages_answer_200_html_with_a_strict_content_security_policy(backend
     }
 }
 
-/// The `/assets/…` files an HTML page or a module names, as absolute paths.
+/// The `/assets/…` files an HTML page (`src="…"`, `href="…"`) or a module (`from '…'`)
+/// names, as absolute paths.
 fn references(base: &str, text: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for quote in ['"', '\''] {
-        for piece in text.split(quote).skip(1).step_by(2) {
-            let path = if piece.starts_with("/assets/") {
-                piece.to_owned()
-            } else if let Some(relative) = piece.strip_prefix("./") {
+    for (opening, quote) in [("src=\"", '"'), ("href=\"", '"'), ("from '", '\'')] {
+        for piece in text.split(opening).skip(1) {
+            let Some((target, _)) = piece.split_once(quote) else {
+                continue;
+            };
+            let path = if target.starts_with("/assets/") {
+                target.to_owned()
+            } else if let Some(relative) = target.strip_prefix("./") {
                 // A module import relative to the module itself.
                 let directory = base.rsplit_once('/').map_or("", |(directory, _)| directory);
                 format!("{directory}/{relative}")
