@@ -84,8 +84,9 @@ fi
 
 cd "$here"
 set +e
-# The shopper first: the operator then has figures and events to show.
-node --test --test-concurrency=1 --test-reporter=spec shopper.test.js operator.test.js
+# Files run one at a time, in name order: the shopper first, so that the operator then
+# has figures and events to show.
+node --test --test-concurrency=1 --test-reporter=spec ./*.test.js
 status=$?
 set -e
 if [ "$status" -ne 0 ]; then

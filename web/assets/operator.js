@@ -314,7 +314,7 @@ function eventLine(event) {
   return el('li', { 'data-seq': event.seq, title: `${event.at} ${data}` },
     el('span', { class: 'seq' }, `#${event.seq}`),
     el('span', { class: 'type' }, event.type),
-    event.user != null ? `user ${event.user} ` : '',
+    el('span', { class: 'user' }, event.user != null ? `user ${event.user}` : ''),
     data);
 }
 

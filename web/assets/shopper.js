@@ -100,7 +100,8 @@ $('sign-out').addEventListener('click', async () => {
 // ---- everything a signed-in shopper sees ----
 
 async function loadAll() {
-  await Promise.all([loadOrders(), loadHistory(), loadRewards(), loadRedemptions(), loadCoupons()]);
+  await loadRewards();
+  await Promise.all([loadOrders(), loadHistory(), loadRedemptions(), loadCoupons()]);
 }
 
 function showBalance(balance) {
@@ -232,6 +233,7 @@ async function loadRewards() {
   const answer = await call('GET', '/api/rewards');
   if (signedOutBy(answer)) return;
   const rewards = answer.status === 200 ? answer.data : [];
+  for (const reward of rewards) titles.set(reward.sku, reward.title);
   const select = $('redeem-reward');
   const chosen = select.value;
   fill(select, rewards.map((reward) =>
@@ -245,6 +247,8 @@ async function loadRewards() {
       el('td', { class: 'num' }, reward.stock)))
     : el('tr', {}, el('td', { colspan: 3, class: 'empty' }, 'No rewards on offer right now.')));
 }
+
+const titles = new Map(); // sku → title, of the rewards seen on offer
 
 let redeemKey = null; // kept while the same request is retried, so it is charged once
 
@@ -285,7 +289,7 @@ async function loadRedemptions() {
   const redemptions = answer.status === 200 ? answer.data : [];
   fill($('redemptions'), redemptions.length
     ? redemptions.map((redemption) => el('tr', { 'data-redemption': redemption.id },
-      el('td', {}, `${redemption.quantity} × ${redemption.reward}`),
+      el('td', {}, `${redemption.quantity} × ${titles.get(redemption.reward) || redemption.reward}`),
       el('td', {}, badge(redemption.status)),
       el('td', { class: 'mono hide-narrow' }, redemption.tracking || '—'),
       el('td', { class: 'num' }, points(redemption.points))))

@@ -170,9 +170,10 @@ describe('the shopper page', () => {
       await page.waitForFunction(() => /^Your coupon: SPRING-\d{8}-[0-9A-Z]{10}$/.test(document.getElementById('coupon-message').textContent), null, WAIT);
       const code = (await text('#coupon-message')).replace('Your coupon: ', '');
       await page.locator(`#coupons tr[data-code="${code}"] .badge[data-status="ISSUED"]`).waitFor(WAIT);
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await keepScreenshot(page, 'shopper.png');
       await claim.click();
       await page.waitForFunction(() => document.getElementById('coupon-message').textContent.startsWith('You hold as many coupons'), null, WAIT);
-      await keepScreenshot(page, 'shopper.png');
     });
   });
 

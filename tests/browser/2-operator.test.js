@@ -66,6 +66,7 @@ describe('the operator page', () => {
       await page.locator('#chart canvas').waitFor(WAIT);
       await page.waitForFunction(() => /balances match the ledger/.test(document.getElementById('audit').textContent), null, WAIT);
       const users = Number(await figure('users'));
+      const accrued = Number((await figure('accrued')).replaceAll(',', ''));
       const events = Number(await page.locator('#tail-count').textContent());
 
       const login = await busyShopper();
@@ -73,7 +74,12 @@ describe('the operator page', () => {
       await page.waitForFunction((n) => Number(document.getElementById('tail-count').textContent) > n, events, WAIT);
       await page.locator('#events li', { hasText: 'user.registered' }).first().waitFor(WAIT);
       await page.waitForFunction((n) => Number(document.querySelector('[data-figure="users"]').textContent) === n + 1, users, WAIT);
-      await page.locator('#events li', { hasText: 'points.credited' }).first().waitFor(WAIT);
+      // The new shopper's order is credited: 5 % of 2000.
+      await page.waitForFunction(
+        (n) => Number(document.querySelector('[data-figure="accrued"]').textContent.replaceAll(',', '')) === n + 100,
+        accrued,
+        WAIT,
+      );
 
       // The chart and the top shoppers for the range, asked again.
       await page.getByRole('button', { name: 'Show' }).click();
@@ -124,6 +130,15 @@ describe('the operator page', () => {
       assert.equal(campaign.kind, 'percent');
       assert.equal(campaign.remaining, 50);
       await page.locator('#events li', { hasText: 'campaign.created' }).first().waitFor(WAIT);
+
+      // The range back to the last fortnight, the audit run again, for the picture.
+      const today = new Date();
+      await page.locator('#range-from').fill(new Date(today.getTime() - 13 * 86400000).toISOString().slice(0, 10));
+      await page.locator('#range-to').fill(today.toISOString().slice(0, 10));
+      await page.getByRole('button', { name: 'Show' }).click();
+      await page.waitForFunction(() => document.getElementById('range-message').textContent === '', null, WAIT);
+      await page.getByRole('button', { name: 'Run the audit' }).click();
+      await page.waitForFunction(() => /^All [1-9]\d* balances match the ledger/.test(document.getElementById('audit').textContent), null, WAIT);
       await page.evaluate(() => window.scrollTo(0, 0));
       await keepScreenshot(page, 'operator.png');
       assert.deepEqual(page.problems, []);
