@@ -217,4 +217,35 @@ describe('the shopper page', () => {
       assert.deepEqual(page.problems, []);
     });
   });
+
+  it('pages through a long statement', async (t) => {
+    await withScreenshot(t, page, async () => {
+      // Ten more entries, spent through the API with this tab's cookie.
+      for (let i = 0; i < 10; i += 1) {
+        const answer = await page.request.post(`${BASE}/api/user/balance/withdraw`, {
+          data: { order: orderNumber(), sum: 0.5 },
+        });
+        assert.equal(answer.status(), 200);
+      }
+      await page.reload();
+      const rows = () => page.locator('#history tr').evaluateAll((trs) =>
+        trs.map((tr) => [tr.dataset.kind, tr.cells[4]?.textContent]));
+      await waitForText('#balance-current', '14.98');
+      await page.waitForFunction(() => document.querySelectorAll('#history tr[data-entry]').length === 10, null, WAIT);
+      const first = await rows();
+      assert.deepEqual(first[0], ['withdrawal', '14.98']);
+      assert.deepEqual(first[9], ['withdrawal', '19.48']);
+      await page.getByRole('button', { name: 'Older' }).click();
+      await page.waitForFunction(() => document.querySelectorAll('#history tr[data-entry]').length === 3, null, WAIT);
+      assert.deepEqual(await rows(), [
+        ['redemption', '19.98'],
+        ['withdrawal', '29.98'],
+        ['accrual', '729.98'],
+      ]);
+      assert.ok(await page.getByRole('button', { name: 'Older' }).isDisabled());
+      await page.getByRole('button', { name: 'Newest' }).click();
+      await page.waitForFunction(() => document.querySelectorAll('#history tr[data-entry]').length === 10, null, WAIT);
+      assert.deepEqual((await rows())[0], ['withdrawal', '14.98']);
+    });
+  });
 });
