@@ -268,6 +268,18 @@ impl Tokens {
             .cookie(cookie)
             .finish())
     }
+
+    /// A `204 No Content` that removes the token cookie from the browser.
+    pub fn signed_out(&self) -> HttpResponse {
+        let mut cookie = Cookie::build(COOKIE, "")
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure_cookie)
+            .finish();
+        cookie.make_removal();
+        HttpResponse::NoContent().cookie(cookie).finish()
+    }
 }
 
 /// The authenticated user of a request. A bearer header, when present, decides; otherwise

@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod error;
 pub mod metrics;
 pub mod observe;
+pub mod pages;
 pub mod protect;
 pub mod roles;
 pub mod routes;

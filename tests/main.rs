@@ -20,6 +20,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod orders;
+mod pages;
 mod process;
 mod redemptions;
 mod rewards;

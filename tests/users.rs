@@ -25,6 +25,8 @@ crate::on_both_backends!(
     outdated_password_hashes_are_replaced_at_the_next_successful_login,
     a_wrong_password_under_a_cheaper_hash_takes_as_long_as_an_unknown_login,
     the_course_flow_passes_with_the_default_rate_limits,
+    logout_answers_204_and_expires_the_cookie,
+    after_logout_the_browser_is_signed_out,
 );
 
 async fn register_answers_200_with_a_bearer_header_and_an_httponly_cookie(backend: Backend) {
@@ -453,4 +455,60 @@ async fn assert_writes_get_401(app: &TestApp, token: Option<&str>) {
         StatusCode::UNAUTHORIZED,
         "withdraw with {token:?}"
     );
+}
+
+async fn logout_answers_204_and_expires_the_cookie(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app
+        .post_raw("/api/user/logout", None, Vec::new(), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_owned();
+    assert!(cookie.starts_with("token=;"), "{cookie}");
+    assert!(cookie.contains("Max-Age=0"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    // A page of another site cannot sign the shopper out.
+    let cross = app
+        .post_raw(
+            "/api/user/logout",
+            None,
+            Vec::new(),
+            &[("Sec-Fetch-Site", "cross-site")],
+        )
+        .await;
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+}
+
+async fn after_logout_the_browser_is_signed_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // A client that keeps cookies as a browser does.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{path}", app.address);
+    let register = browser
+        .post(url("/api/user/register"))
+        .body(json!({"login": "dora", "password": "secret"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), StatusCode::OK);
+    let balance = browser.get(url("/api/user/balance")).send().await.unwrap();
+    assert_eq!(balance.status(), StatusCode::OK);
+    let logout = browser
+        .post(url("/api/user/logout"))
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let balance = browser.get(url("/api/user/balance")).send().await.unwrap();
+    assert_eq!(balance.status(), StatusCode::UNAUTHORIZED);
 }

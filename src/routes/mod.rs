@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             scope("/api/user")
                 .service(users::register)
                 .service(users::login)
+                .service(users::logout)
                 .service(orders::upload)
                 .service(orders::list)
                 .service(balance::get)
@@ -75,6 +76,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .default_service(web::to(not_found))
                 .wrap(from_fn(roles::shop_only)),
         );
+    crate::pages::configure(cfg);
 }
 
 /// Anything no route matches: `404` with a reason.

@@ -138,3 +138,18 @@ pub async fn login(
     }
     tokens.signed_in(user)
 }
+
+/// `POST /api/user/logout`: expires the token cookie. The token itself stays valid until
+/// it expires; a page that signs out simply no longer holds it.
+#[utoipa::path(
+    operation_id = "logout",
+    tag = "account",
+    responses(
+        (status = 204, description = "Signed out: the token cookie is expired (`Set-Cookie` with `Max-Age=0`)"),
+    )
+)]
+#[post("/logout")]
+#[instrument(skip_all)]
+pub async fn logout(tokens: web::Data<Tokens>) -> HttpResponse {
+    tokens.signed_out()
+}
