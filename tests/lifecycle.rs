@@ -102,3 +102,32 @@ async fn sigint_lets_a_request_in_flight_finish_before_exiting(backend: Backend)
         "exit 0, got {status:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
+    let accrual = TestAccrual::instant();
+    let db = TestDb::create(Backend::Sqlite).await;
+    let args = base_args(&db, &accrual.url);
+    let first = ServiceProcess::start(args.clone()).await;
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_gophermart"))
+        .args(&with_flag(args.clone(), "-a", "127.0.0.1:0")[1..])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run a second gophermart");
+    assert!(!second.status.success(), "the second instance started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another gophermart instance is using")
+            && stderr.contains("run several instances on PostgreSQL"),
+        "{stderr}"
+    );
+    // The first one serves on, and the file is free again once it is gone.
+    let user = first.register_user().await;
+    first.kill();
+    let third = ServiceProcess::start(args).await;
+    assert_eq!(
+        third.post_order(&user, &order_number()).await,
+        StatusCode::ACCEPTED
+    );
+    third.kill();
+}

@@ -1,6 +1,8 @@
 //! Database connections: a writer and a reader, so that SQLite keeps one writer while
 //! readers proceed in parallel under WAL; on PostgreSQL both share one pool.
 
+use std::fs::File;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -10,6 +12,9 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// The connections every store function works with.
 #[derive(Debug, Clone)]
 pub struct Db {
+    /// On SQLite, the exclusive lock that keeps a second instance off the file; released
+    /// when the last clone goes, or by the system when the process dies.
+    _instance_lock: Option<Arc<File>>,
     /// Where every write goes. On SQLite a single connection: writes are serialized there
     /// instead of failing with `SQLITE_BUSY`.
     pub writer: DatabaseConnection,
@@ -29,9 +34,14 @@ impl Db {
                 ));
             }
             restrict_sqlite_files(url)?;
+            let lock = lock_sqlite_file(url)?;
             let writer = Database::connect(sqlite_options(url, 1, false)).await?;
             let reader = Database::connect(sqlite_options(url, 4, true)).await?;
-            Ok(Self { writer, reader })
+            Ok(Self {
+                _instance_lock: Some(Arc::new(lock)),
+                writer,
+                reader,
+            })
         } else {
             let mut options = ConnectOptions::new(url);
             options
@@ -41,6 +51,7 @@ impl Db {
                 .sqlx_logging(false);
             let pool = Database::connect(options).await?;
             Ok(Self {
+                _instance_lock: None,
                 writer: pool.clone(),
                 reader: pool,
             })
@@ -90,6 +101,54 @@ fn restrict_sqlite_files(url: &str) -> Result<(), DbErr> {
         }
     }
     Ok(())
+}
+
+/// Takes the SQLite file for this process: an exclusive lock on `<file>.lock`, holding
+/// our process id. SQLite serializes writes, but two services on one file would each run
+/// an accrual pipeline, a relay and a dispatcher of their own: refused with a reason.
+fn lock_sqlite_file(url: &str) -> Result<File, DbErr> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::str::FromStr;
+
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| DbErr::Custom(format!("unreadable SQLite URL: {e}")))?;
+    let mut path = options.get_filename().as_os_str().to_owned();
+    path.push(".lock");
+    let failed = |e: std::io::Error| {
+        DbErr::Custom(format!("could not lock {}: {e}", path.to_string_lossy()))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (process {holder})")
+            };
+            return Err(DbErr::Custom(format!(
+                "another gophermart instance is using {}{holder}; SQLite serves one instance \
+                 per database file — run several instances on PostgreSQL",
+                options.get_filename().display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    file.set_len(0).map_err(failed)?;
+    file.rewind().map_err(failed)?;
+    write!(file, "{}", std::process::id()).map_err(failed)?;
+    Ok(file)
 }
 
 fn sqlite_options(url: &str, connections: u32, read_only: bool) -> ConnectOptions {
