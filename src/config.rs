@@ -153,6 +153,20 @@ pub struct Settings {
     /// Log lines as text for people or as one JSON object per line for collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// One of several instances on one PostgreSQL database: reads check the database,
+    /// the accrual, fulfilment and event pipelines run on the elected leader only. Off:
+    /// this instance refuses to share its database, and its caches answer reads.
+    #[arg(
+        long,
+        env = "CLUSTER",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub cluster: bool,
 }
 
 /// How log lines are written.

@@ -130,6 +130,8 @@ impl From<AccountError> for ApiError {
             AccountError::KeyReused => {
                 ApiError::Unprocessable("this Idempotency-Key was used with another request".into())
             }
+            // Nothing was charged: the client may send the same request again.
+            AccountError::Contended => ApiError::Busy("the account is busy, try again"),
             other => ApiError::internal(other),
         }
     }

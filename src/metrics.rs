@@ -14,6 +14,7 @@ use gophermart_actors::events::{CountUnpublished, EventRelay};
 use gophermart_actors::fulfilment::{
     store as fulfilment, CountUnacknowledged, FulfilmentDispatcher,
 };
+use gophermart_actors::leadership::Leadership;
 use gophermart_actors::Db;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -68,6 +69,7 @@ struct Gauges {
     account_actors: IntGauge,
     fulfilment_backlog: IntGauge,
     events_unpublished: IntGauge,
+    leader: IntGauge,
 }
 
 /// The actors the gauges are read from.
@@ -82,6 +84,8 @@ pub struct Sources {
     pub relay: Addr<EventRelay>,
     /// The database, for the shipments waiting while no dispatcher runs.
     pub db: Db,
+    /// Whether the pipelines run here.
+    pub leadership: Leadership,
 }
 
 impl Metrics {
@@ -139,6 +143,11 @@ impl Metrics {
                 "gophermart_events_unpublished",
                 "Business events not yet numbered, or not yet acknowledged by the broker",
             )?,
+            leader: gauge(
+                "gophermart_leader",
+                "1 on the instance running the accrual, fulfilment and event pipelines, else 0; \
+                 the pipeline gauges are 0 elsewhere, so a sum over instances is the cluster's",
+            )?,
         };
         let accrual_outcomes = Outcomes::register(&registry)?;
         #[cfg(target_os = "linux")]
@@ -156,11 +165,13 @@ impl Metrics {
     /// Reads every gauge from its owner, then renders the registry.
     async fn render(&self, sources: &Sources) -> Result<String, prometheus::Error> {
         let gauges = &self.gauges;
+        let leading = sources.leadership.is_leader();
+        gauges.leader.set(i64::from(leading));
         let (accrual, actors, fulfilment, unpublished) = tokio::join!(
             within(sources.accrual.send(GetPipelineState)),
             within(sources.accounts.live()),
-            within(fulfilment_backlog(sources)),
-            within(sources.relay.send(CountUnpublished)),
+            within(fulfilment_backlog(sources, leading)),
+            within(events_unpublished(sources, leading)),
         );
         if let Some(state) = accrual {
             gauges.accrual_paused.set(i64::from(state.paused));
@@ -174,7 +185,7 @@ impl Metrics {
         if let Some(waiting) = fulfilment {
             gauges.fulfilment_backlog.set(count(waiting));
         }
-        if let Some(Ok(unpublished)) = unpublished {
+        if let Some(unpublished) = unpublished {
             gauges.events_unpublished.set(count(unpublished));
         }
         let mut text = Vec::with_capacity(16 * 1024);
@@ -185,7 +196,10 @@ impl Metrics {
 
 /// Shipment requests not acknowledged: the dispatcher's own count, or, while none runs,
 /// the database's.
-async fn fulfilment_backlog(sources: &Sources) -> Result<u64, String> {
+async fn fulfilment_backlog(sources: &Sources, leading: bool) -> Result<u64, String> {
+    if !leading {
+        return Ok(0);
+    }
     match &sources.dispatcher {
         Some(dispatcher) => dispatcher
             .send(CountUnacknowledged)
@@ -195,6 +209,17 @@ async fn fulfilment_backlog(sources: &Sources) -> Result<u64, String> {
         None => fulfilment::count_unacknowledged(&sources.db)
             .await
             .map_err(|e| e.to_string()),
+    }
+}
+
+/// Events not yet published, counted by the leader's relay.
+async fn events_unpublished(sources: &Sources, leading: bool) -> Result<u64, String> {
+    if !leading {
+        return Ok(0);
+    }
+    match sources.relay.send(CountUnpublished).await {
+        Ok(counted) => counted.map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
     }
 }
 

@@ -17,6 +17,7 @@ use gophermart_actors::coupons::CampaignRegistry;
 use gophermart_actors::events::{EventRelay, RelaySettings};
 use gophermart_actors::figures::Figures;
 use gophermart_actors::fulfilment::{DispatchSettings, FulfilmentClient, FulfilmentDispatcher};
+use gophermart_actors::leadership::{Campaign, Candidate, Leadership};
 use gophermart_actors::orders::OrderRegistry;
 use gophermart_actors::rewards::Catalogue;
 use gophermart_actors::{settings, Db};
@@ -117,6 +118,8 @@ pub struct Application {
     server: Server,
     db: Db,
     supervisor: Addr<AccrualGuardian>,
+    /// This instance's place among the instances on a PostgreSQL database.
+    campaign: Option<Campaign>,
     /// The demo emulators running in this process, stopped last.
     emulators: Vec<ServerHandle>,
     stop_on_signals: bool,
@@ -125,9 +128,24 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, starts the actors and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database_uri)
+        let mut db = Db::connect(&settings.database_uri)
             .await
             .context("Failed to connect to the database")?;
+        let candidate = if db.is_postgres() {
+            db.shared = settings.cluster;
+            Some(
+                Candidate::join(&settings.database_uri, settings.cluster)
+                    .await
+                    .context("Failed to join the database's instances")?,
+            )
+        } else if settings.cluster {
+            anyhow::bail!("CLUSTER needs PostgreSQL: SQLite serves one instance per database file");
+        } else {
+            None
+        };
+        let leadership = candidate
+            .as_ref()
+            .map_or_else(Leadership::sole, Candidate::leadership);
         Migrator::up(&db.writer, None)
             .await
             .context("Failed to migrate the database")?;
@@ -190,7 +208,7 @@ impl Application {
                 accounts.clone(),
                 metrics.accrual_outcomes.clone(),
             );
-            AccrualGuardian::new(move || {
+            AccrualGuardian::new(leadership.clone(), move || {
                 AccrualSupervisor::new(
                     db.clone(),
                     accounts.clone(),
@@ -201,6 +219,8 @@ impl Application {
             })
             .start()
         };
+        let campaign =
+            candidate.map(|candidate| candidate.campaign(supervisor.clone().recipient()));
         let orders: Addr<OrderRegistry> =
             OrderRegistry::new(db.clone(), Some(supervisor.clone().recipient())).start();
         let relay = EventRelay::new(
@@ -209,6 +229,7 @@ impl Application {
                 nats_url: settings.nats_url.clone(),
                 tick: RELAY_TICK,
             },
+            leadership.clone(),
         )
         .start();
         let figures = Figures::new(db.clone()).start();
@@ -241,8 +262,14 @@ impl Application {
                     default_pause: settings.accrual_default_pause,
                 };
                 Some(
-                    FulfilmentDispatcher::new(db.clone(), accounts.clone(), client, dispatch)
-                        .start(),
+                    FulfilmentDispatcher::new(
+                        db.clone(),
+                        leadership.clone(),
+                        accounts.clone(),
+                        client,
+                        dispatch,
+                    )
+                    .start(),
                 )
             }
             None => None,
@@ -253,6 +280,7 @@ impl Application {
             dispatcher: dispatcher.clone(),
             relay: relay.clone(),
             db: db.clone(),
+            leadership: leadership.clone(),
         });
         let dispatcher = web::Data::new(dispatcher);
 
@@ -328,6 +356,7 @@ impl Application {
             server,
             db,
             supervisor,
+            campaign,
             emulators,
             stop_on_signals: true,
         })
@@ -370,6 +399,10 @@ impl Application {
             .await
         {
             tracing::warn!(%error, "accrual supervisor already stopped");
+        }
+        // Another instance leads from here on.
+        if let Some(campaign) = self.campaign {
+            campaign.resign().await;
         }
         for emulator in self.emulators {
             emulator.stop(true).await;

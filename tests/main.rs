@@ -9,6 +9,7 @@ mod abuse;
 mod accrual;
 mod balance;
 mod campaigns;
+mod cluster;
 mod coupons;
 mod emulator;
 mod events;

@@ -20,6 +20,9 @@ pub struct Db {
     pub writer: DatabaseConnection,
     /// Where list queries go.
     pub reader: DatabaseConnection,
+    /// Whether other instances write to this database too: then a cached balance is a
+    /// hint, and every decision and every read starts from the stored row.
+    pub shared: bool,
 }
 
 impl Db {
@@ -41,6 +44,7 @@ impl Db {
                 _instance_lock: Some(Arc::new(lock)),
                 writer,
                 reader,
+                shared: false,
             })
         } else {
             let mut options = ConnectOptions::new(url);
@@ -54,8 +58,14 @@ impl Db {
                 _instance_lock: None,
                 writer: pool.clone(),
                 reader: pool,
+                shared: false,
             })
         }
+    }
+
+    /// Whether this is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.writer.get_database_backend() == sea_orm::DbBackend::Postgres
     }
 
     /// Closes both pools.

@@ -12,6 +12,7 @@ pub mod figures;
 pub mod fulfilment;
 pub mod http;
 pub mod idempotency;
+pub mod leadership;
 pub mod orders;
 pub mod rewards;
 pub mod settings;

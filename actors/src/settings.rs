@@ -1,7 +1,7 @@
 //! Service-wide values kept in the database (the token signing key).
 
 use gophermart_entities::settings;
-use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::Db;
 
@@ -29,18 +29,14 @@ pub async fn get_or_insert(
         .ok_or_else(|| DbErr::RecordNotFound(format!("setting {key}")))
 }
 
-/// Stores `value` under `key`, replacing what was there.
-pub async fn set(db: &Db, key: &str, value: &str) -> Result<(), DbErr> {
-    settings::Entity::insert(settings::ActiveModel {
-        key: Set(key.to_owned()),
-        value: Set(value.to_owned()),
-    })
-    .on_conflict(
-        sea_orm::sea_query::OnConflict::column(settings::Column::Key)
-            .update_column(settings::Column::Value)
-            .to_owned(),
-    )
-    .exec_without_returning(&db.writer)
-    .await?;
+/// Stores the number `to` under `key` (created by now) unless a greater one is stored.
+pub async fn advance(db: &Db, key: &str, to: i64) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    settings::Entity::update_many()
+        .col_expr(settings::Column::Value, Expr::value(to.to_string()))
+        .filter(settings::Column::Key.eq(key))
+        .filter(Expr::cust_with_values("CAST(value AS BIGINT) < ?", [to]))
+        .exec(&db.writer)
+        .await?;
     Ok(())
 }

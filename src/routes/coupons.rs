@@ -93,6 +93,9 @@ fn claim_error(error: CouponError) -> ApiError {
         CouponError::Account(AccountError::KeyRace) => {
             ApiError::Conflict("the same Idempotency-Key is in use; try again")
         }
+        CouponError::Account(AccountError::Contended) => {
+            ApiError::Busy("the campaign is busy, try again")
+        }
         other => ApiError::internal(other),
     }
 }

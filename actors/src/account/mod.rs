@@ -57,10 +57,12 @@ impl AccountActor {
         let (db, user, cached) = (self.db.clone(), self.user, self.state);
         AtomicResponse::new(Box::pin(
             async move {
-                let state = match cached {
+                let state = match cached.filter(|_| !db.shared) {
+                    // Alone on the database, every write of this balance went through
+                    // this actor: the cache is the truth.
                     Some(state) => state,
-                    // Every write of this balance goes through this actor and has
-                    // committed, so a reader sees the truth.
+                    // Cold, or other instances write too: the committed row, which holds
+                    // every write acknowledged so far, whichever instance made it.
                     None => store::load(&db.reader, user).await?,
                 };
                 op(db, state, user).await

@@ -18,7 +18,12 @@ use crate::events::store::{self as events, EventKind, NewEvent};
 use crate::orders::store::{self as order_store, OrderStatus};
 
 /// How often a mutation re-reads the balance and tries again after losing a version race.
-const VERSION_RETRIES: usize = 8;
+/// Alone on its database an account loses one only to a restart; with several instances,
+/// to each of them writing the same balance at once.
+pub(crate) const VERSION_RETRIES: usize = 32;
+
+/// The longest pause before trying again after a lost race.
+const RACE_PAUSE_MAX_MICROS: u64 = 2_000;
 
 /// Ledger causes.
 pub const CAUSE_ACCRUAL: &str = "accrual";
@@ -147,6 +152,14 @@ pub async fn replace_password_hash(
     Ok(updated.rows_affected == 1)
 }
 
+/// After losing a version race, the committed balance, read after a short random pause so
+/// that instances racing for one balance do not meet again in step.
+pub(crate) async fn reload_after_race(db: &Db, user: UserId) -> Result<AccountState, AccountError> {
+    let pause = rand::random_range(0..=RACE_PAUSE_MAX_MICROS);
+    tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+    load(&db.writer, user).await
+}
+
 /// Reads a user's balance.
 pub async fn load(db: &impl ConnectionTrait, user: UserId) -> Result<AccountState, AccountError> {
     let row = accounts::Entity::find_by_id(user.0)
@@ -221,7 +234,7 @@ pub async fn withdraw(
             }
             None => {
                 txn.rollback().await?;
-                state = load(&db.writer, user).await?;
+                state = reload_after_race(db, user).await?;
             }
         }
     }
@@ -285,7 +298,7 @@ pub async fn credit(
             }
             None => {
                 txn.rollback().await?;
-                state = load(&db.writer, user).await?;
+                state = reload_after_race(db, user).await?;
             }
         }
     }

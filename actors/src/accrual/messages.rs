@@ -57,3 +57,9 @@ pub struct PipelineState {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "PipelineState")]
 pub struct GetPipelineState;
+
+/// Stops the supervisor: this instance no longer leads. Answers in flight may still be
+/// persisted; each is decided by the database, so the new leader's asking again is safe.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Retire;

@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::client::{AccrualClient, Answer};
-use super::messages::{Drain, GetPipelineState, OrderAccepted, Pause, PipelineState, Poll};
+use super::messages::{Drain, GetPipelineState, OrderAccepted, Pause, PipelineState, Poll, Retire};
 use super::outcomes::Outcomes;
 use super::poller::AccrualPoller;
 use super::schedule::{jitter, pause_for, Backoff, Pacer, Retry, Wake};
@@ -40,6 +40,10 @@ const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Delay before loading the schedule again when the database failed at start.
 const RELOAD_DELAY: Duration = Duration::from_secs(1);
+
+/// How often, with other instances on the database, the stored schedule is read again for
+/// uploads whose notice was lost.
+const RESCAN_EVERY: Duration = Duration::from_secs(5);
 
 /// An order the supervisor is responsible for until it is final.
 #[derive(Debug)]
@@ -188,6 +192,33 @@ impl AccrualSupervisor {
                         tracing::error!(%error, "could not load the accrual schedule; retrying");
                         ctx.run_later(RELOAD_DELAY, |supervisor, ctx| supervisor.load(ctx));
                     }
+                }),
+        );
+    }
+
+    /// Merges the stored schedule into the one in memory: orders uploaded on another
+    /// instance whose notice did not arrive.
+    fn rescan(&mut self, ctx: &mut Context<Self>) {
+        if !self.loaded || self.draining {
+            return;
+        }
+        let db = self.db.clone();
+        ctx.spawn(
+            async move { order_store::pending(&db).await }
+                .into_actor(self)
+                .map(|loaded, supervisor, ctx| match loaded {
+                    Ok(orders) => {
+                        let before = supervisor.tracked.len();
+                        for order in orders {
+                            supervisor.track(order);
+                        }
+                        let found = supervisor.tracked.len() - before;
+                        if found > 0 {
+                            tracing::info!(found, "orders found in the stored schedule");
+                            supervisor.dispatch(ctx);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "could not read the stored schedule"),
                 }),
         );
     }
@@ -540,6 +571,17 @@ impl Actor for AccrualSupervisor {
         self.pollers = (0..workers).map(|_| self.start_poller()).collect();
         self.idle = (0..workers).rev().collect();
         self.load(ctx);
+        if self.db.shared {
+            ctx.run_interval(RESCAN_EVERY, |supervisor, ctx| supervisor.rescan(ctx));
+        }
+    }
+}
+
+impl Handler<Retire> for AccrualSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }
 

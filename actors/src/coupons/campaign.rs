@@ -154,7 +154,7 @@ async fn claim(
         if c.ends_at.is_some_and(|ends| at >= ends) {
             return Err(CouponError::Ended);
         }
-        let held = store::held(&db, &id, msg.user.0).await?;
+        let mut held = store::held(&db, &id, msg.user.0).await?;
         if held >= u64::from(c.per_user) {
             return Err(CouponError::LimitReached);
         }
@@ -176,7 +176,14 @@ async fn claim(
                 }
                 // Taken meanwhile (another instance): the next one.
                 Err(AccountError::CodeTaken) => cursor = pos + 1,
-                Err(AccountError::LimitReached) => return Err(CouponError::LimitReached),
+                Err(AccountError::LimitReached) => {
+                    // Another instance gave this shopper the same slot at the same moment:
+                    // count again, and take the next slot while the limit allows one.
+                    held = store::held(&db, &id, msg.user.0).await?;
+                    if held >= u64::from(c.per_user) {
+                        return Err(CouponError::LimitReached);
+                    }
+                }
                 Err(AccountError::InsufficientFunds) => return Err(CouponError::InsufficientFunds),
                 Err(AccountError::KeyRace) => {
                     return Err(CouponError::Account(AccountError::KeyRace));
@@ -184,7 +191,12 @@ async fn claim(
                 Err(other) => return Err(CouponError::Account(other)),
             }
         }
-        Err(CouponError::SoldOut)
+        // Every code looked at was taken first by other instances: sold out only when
+        // the pool says so.
+        match store::next_free(&db, &id, 0).await? {
+            Some(_) => Err(CouponError::Account(AccountError::Contended)),
+            None => Err(CouponError::SoldOut),
+        }
     }
     .await;
     (cursor, result)

@@ -391,10 +391,10 @@ pub async fn bind(
     user: crate::domain::UserId,
     binding: &Binding,
 ) -> Result<(CouponView, crate::account::store::AccountState), crate::error::AccountError> {
-    use crate::account::store::{load, post, Change};
+    use crate::account::store::{post, reload_after_race, Change, VERSION_RETRIES};
     use crate::error::AccountError;
     use sea_orm::sea_query::Expr;
-    for _ in 0..8 {
+    for _ in 0..VERSION_RETRIES {
         let at = now();
         let txn = db.writer.begin().await?;
         let bound = coupons::Entity::update_many()
@@ -447,7 +447,7 @@ pub async fn bind(
                 Some(posted) => next = posted,
                 None => {
                     txn.rollback().await?;
-                    state = load(&db.writer, user).await?;
+                    state = reload_after_race(db, user).await?;
                     continue;
                 }
             }

@@ -11,6 +11,7 @@ use async_nats::HeaderMap;
 use super::store::{self, EventView};
 use crate::db::Db;
 use crate::error::EventError;
+use crate::leadership::Leadership;
 use crate::settings;
 
 /// The stream every event goes to.
@@ -44,11 +45,12 @@ pub struct RelaySettings {
     pub tick: Duration,
 }
 
-/// Numbers committed events and publishes them. One per service; the sequencer is the
-/// only writer of `seq`.
+/// Numbers committed events and publishes them. One runs per cluster, on the leader; the
+/// sequencer is the only writer of `seq`. Every instance's relay serves the feed.
 pub struct EventRelay {
     db: Db,
     settings: RelaySettings,
+    leadership: Leadership,
     /// The connection, made once: the client reconnects by itself when NATS comes back.
     broker: Option<jetstream::Context>,
     /// Whether the stream is known to exist (looked up again after a failure).
@@ -61,11 +63,12 @@ pub struct EventRelay {
 }
 
 impl EventRelay {
-    /// A relay over `db`.
-    pub fn new(db: Db, settings: RelaySettings) -> Self {
+    /// A relay over `db`, numbering and publishing while `leadership` says so.
+    pub fn new(db: Db, settings: RelaySettings, leadership: Leadership) -> Self {
         Self {
             db,
             settings,
+            leadership,
             broker: None,
             stream_ready: false,
             position: None,
@@ -79,6 +82,11 @@ impl EventRelay {
     /// acknowledged. Passes never overlap.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         if self.busy {
+            return;
+        }
+        if !self.leadership.is_leader() {
+            // The position is the leader's: read it again from the database on leading.
+            self.position = None;
             return;
         }
         self.busy = true;
@@ -270,7 +278,9 @@ async fn store_position(db: &Db, from: i64, to: i64) {
         return;
     }
     // A position not stored only means a repeat after a restart, which the stream drops.
-    if let Err(error) = settings::set(db, POSITION_KEY, &to.to_string()).await {
+    // Only forward: a leader that was replaced and still finishes a pass never moves the
+    // position back behind its successor's.
+    if let Err(error) = settings::advance(db, POSITION_KEY, to).await {
         tracing::warn!(%error, "could not store the relay position");
     }
 }

@@ -15,6 +15,7 @@ use super::store::{self, RedemptionStatus, Shipment};
 use crate::account::{Accounts, Refund};
 use crate::accrual::schedule::{jitter, pause_for, Backoff, Retry, Wake};
 use crate::db::Db;
+use crate::leadership::Leadership;
 
 /// How often the stored work is read again (requests made elsewhere, or whose notice was
 /// lost, are picked up then).
@@ -52,6 +53,7 @@ enum Outcome {
 /// Delivers shipment requests and follows parcels; see the module docs.
 pub struct FulfilmentDispatcher {
     db: Db,
+    leadership: Leadership,
     accounts: Accounts,
     client: FulfilmentClient,
     settings: DispatchSettings,
@@ -65,15 +67,18 @@ pub struct FulfilmentDispatcher {
 }
 
 impl FulfilmentDispatcher {
-    /// A dispatcher asking through `client` and refunding through `accounts`.
+    /// A dispatcher asking through `client` and refunding through `accounts`, while
+    /// `leadership` says so.
     pub fn new(
         db: Db,
+        leadership: Leadership,
         accounts: Accounts,
         client: FulfilmentClient,
         settings: DispatchSettings,
     ) -> Self {
         Self {
             db,
+            leadership,
             accounts,
             client,
             settings,
@@ -87,6 +92,12 @@ impl FulfilmentDispatcher {
     }
 
     fn reload(&mut self, ctx: &mut Context<Self>) {
+        if !self.leadership.is_leader() {
+            // The leader's work: forgotten here, read again from the database on leading.
+            self.queue.clear();
+            self.work.clear();
+            return;
+        }
         let db = self.db.clone();
         ctx.spawn(
             async move { store::pending(&db).await }
@@ -122,6 +133,9 @@ impl FulfilmentDispatcher {
     }
 
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if !self.leadership.is_leader() {
+            return;
+        }
         loop {
             let now = Instant::now();
             if let Some(until) = self.paused_until {
@@ -335,6 +349,10 @@ impl Handler<ShipmentRequested> for FulfilmentDispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: ShipmentRequested, ctx: &mut Self::Context) {
+        if !self.leadership.is_leader() {
+            // The leader reads it from the database within a reload.
+            return;
+        }
         self.track(msg.shipment);
         self.dispatch(ctx);
     }

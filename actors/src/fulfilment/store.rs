@@ -11,15 +11,12 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use crate::account::store::{load, post, AccountState, Change};
+use crate::account::store::{post, reload_after_race, AccountState, Change, VERSION_RETRIES};
 use crate::db::{now, stored_points, Db};
 use crate::domain::{Points, UserId};
 use crate::error::AccountError;
 use crate::events::store::{self as events, EventKind, NewEvent};
 use crate::idempotency;
-
-/// How often a charge re-reads the balance after losing a version race.
-const VERSION_RETRIES: usize = 8;
 
 /// Ledger causes of redemptions.
 pub const CAUSE_REDEMPTION: &str = "redemption";
@@ -276,7 +273,7 @@ pub async fn redeem(
             }
             None => {
                 txn.rollback().await?;
-                state = load(&db.writer, user).await?;
+                state = reload_after_race(db, user).await?;
             }
         }
     }
@@ -369,7 +366,7 @@ pub async fn refund(
             }
             None => {
                 txn.rollback().await?;
-                state = load(&db.writer, user).await?;
+                state = reload_after_race(db, user).await?;
             }
         }
     }

@@ -123,16 +123,31 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
     let inserted = match db.writer.get_database_backend() {
         // One statement, so one round trip: the event is inserted only with the order.
         DbBackend::Postgres => {
+            // With other instances on the database, the commit also tells the leader
+            // (`NOTIFY` is delivered on commit, and only then).
+            let sql = if db.shared {
+                "WITH inserted AS (
+                     INSERT INTO orders (number, user_id, status, uploaded_at, attempts, next_poll_at)
+                     VALUES ($1, $2, $3, $4, 0, $4)
+                     ON CONFLICT (number) DO NOTHING
+                     RETURNING id),
+                 recorded AS (
+                     INSERT INTO events (id, kind, user_id, data, at)
+                     SELECT $5, $6, $2, $7, $8 FROM inserted)
+                 SELECT pg_notify('gophermart_orders', $2::text || ':' || $1) FROM inserted"
+            } else {
+                "WITH inserted AS (
+                     INSERT INTO orders (number, user_id, status, uploaded_at, attempts, next_poll_at)
+                     VALUES ($1, $2, $3, $4, 0, $4)
+                     ON CONFLICT (number) DO NOTHING
+                     RETURNING id)
+                 INSERT INTO events (id, kind, user_id, data, at)
+                 SELECT $5, $6, $2, $7, $8 FROM inserted"
+            };
             db.writer
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    "WITH inserted AS (
-                         INSERT INTO orders (number, user_id, status, uploaded_at, attempts, next_poll_at)
-                         VALUES ($1, $2, $3, $4, 0, $4)
-                         ON CONFLICT (number) DO NOTHING
-                         RETURNING id)
-                     INSERT INTO events (id, kind, user_id, data, at)
-                     SELECT $5, $6, $2, $7, $8 FROM inserted",
+                    sql,
                     [
                         number.as_str().into(),
                         user.0.into(),
