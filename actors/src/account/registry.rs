@@ -16,19 +16,25 @@ use crate::error::AccountError;
 
 /// Finds or starts the account actor of a user. Actors stop themselves when idle; the
 /// registry forgets stopped ones on its next sweep and starts a fresh one on demand.
+///
+/// The actors live on a thread per core, a user's always on the same one: what they do
+/// between messages (a database round trip, encoding, decoding) runs in parallel.
 pub struct AccountRegistry {
     db: Db,
     idle: Duration,
     live: HashMap<UserId, Addr<AccountActor>>,
+    threads: Vec<Arbiter>,
 }
 
 impl AccountRegistry {
-    /// A registry whose actors stop after `idle` without messages.
+    /// A registry whose actors stop after `idle` without messages, on one thread per core.
     pub fn new(db: Db, idle: Duration) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             db,
             idle,
             live: HashMap::new(),
+            threads: (0..cores).map(|_| Arbiter::new()).collect(),
         }
     }
 }
@@ -44,6 +50,12 @@ impl Actor for AccountRegistry {
             registry.live.retain(|_, addr| addr.connected());
         });
     }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for thread in &self.threads {
+            thread.stop();
+        }
+    }
 }
 
 impl Handler<GetAccount> for AccountRegistry {
@@ -53,7 +65,11 @@ impl Handler<GetAccount> for AccountRegistry {
         if let Some(addr) = self.live.get(&msg.user).filter(|addr| addr.connected()) {
             return MessageResult(addr.clone());
         }
-        let addr = AccountActor::new(msg.user, self.db.clone(), self.idle).start();
+        let (db, idle, user) = (self.db.clone(), self.idle, msg.user);
+        let thread = &self.threads[user.0.unsigned_abs() as usize % self.threads.len()];
+        let addr = AccountActor::start_in_arbiter(&thread.handle(), move |_| {
+            AccountActor::new(user, db, idle)
+        });
         self.live.insert(msg.user, addr.clone());
         MessageResult(addr)
     }
