@@ -245,6 +245,7 @@ postgres_only!(
     the_same_number_through_two_instances_is_one_202_and_one_409,
     one_instance_asks_for_all_and_paces_for_all,
     a_killed_leader_hands_over_within_seconds_and_nothing_is_lost_or_doubled,
+    a_frozen_leader_is_replaced_and_steps_down_when_it_wakes,
     a_claim_storm_over_three_instances_never_over_issues,
 );
 
@@ -454,6 +455,82 @@ async fn a_killed_leader_hands_over_within_seconds_and_nothing_is_lost_or_double
         )
         .await,
         numbers.len() as i64
+    );
+    assert_ledger_matches_in(&cluster.db.url).await;
+}
+
+async fn a_frozen_leader_is_replaced_and_steps_down_when_it_wakes() {
+    // A stopped process keeps its sockets open: only the server ending its silent session
+    // releases the lock.
+    let server = ScriptedAccrual::start();
+    let cluster_url = server.url.clone();
+    let cluster = Cluster::start(2, |i| format!("{cluster_url}/{i}")).await;
+    let user = cluster.register(0).await;
+    let numbers: Vec<String> = (0..4).map(|_| order_number()).collect();
+    for (i, number) in numbers.iter().enumerate() {
+        assert_eq!(cluster.upload(i, &user, number).await, StatusCode::ACCEPTED);
+    }
+    let leader = cluster.leader().await.expect("one leader");
+    let follower = 1 - leader;
+    let process = cluster.instances[leader].as_ref().expect("the leader runs");
+    process.signal("STOP");
+    let frozen = Instant::now();
+    let via = format!("/{follower}");
+    let taken_over = eventually(TAKEOVER, || async {
+        let requests = server.requests();
+        numbers
+            .iter()
+            .all(|n| {
+                requests
+                    .iter()
+                    .any(|r| r.at >= frozen && r.via == via && r.order == *n)
+            })
+            .then_some(())
+    })
+    .await;
+    let took = frozen.elapsed();
+    process.signal("CONT");
+    assert!(
+        taken_over.is_some(),
+        "the follower asked about every order within {TAKEOVER:?} of the leader freezing"
+    );
+    eprintln!("takeover after SIGSTOP: {took:?}");
+
+    // Awake again, the old leader finds its session gone and follows.
+    let stepped_down = eventually(Duration::from_secs(10), || async {
+        let old = cluster.scrape(leader).await?;
+        let new = cluster.scrape(follower).await?;
+        (old.value("gophermart_leader", &[]) == Some(0.0)
+            && new.value("gophermart_leader", &[]) == Some(1.0))
+        .then_some(())
+    })
+    .await;
+    assert!(
+        stepped_down.is_some(),
+        "one leader after the old one woke up"
+    );
+
+    for (k, number) in numbers.iter().enumerate() {
+        server.script(number, vec![Reply::processed(&(k + 1).to_string())]);
+    }
+    let all = eventually(Duration::from_secs(30), || async {
+        let orders = cluster.orders(0, &user).await;
+        (orders.len() == numbers.len() && orders.iter().all(|o| o["status"] == "PROCESSED"))
+            .then_some(())
+    })
+    .await;
+    assert!(all.is_some(), "every order processed");
+    assert_eq!(
+        cluster.balance(1, &user).await,
+        r#"{"current":10,"withdrawn":0}"#
+    );
+    assert_eq!(
+        scalar(
+            &cluster.db.url,
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE cause = 'accrual'"
+        )
+        .await,
+        4
     );
     assert_ledger_matches_in(&cluster.db.url).await;
 }

@@ -107,6 +107,14 @@ impl ServiceProcess {
         .await
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "send SIG{signal}");
+    }
+
     /// Every line written to stderr so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().expect("log lines").clone()
