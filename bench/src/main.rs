@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod cluster;
+
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -107,6 +109,36 @@ enum Scenario {
         #[arg(long, default_value = "nats://127.0.0.1:4222")]
         nats_url: String,
     },
+    /// Several instances on one PostgreSQL database (`--database postgres://…`): balance
+    /// reads and uploads by instance count, one instance alone for the cost of fresh
+    /// reads, and the time a new leader takes after a `kill -9`.
+    Cluster {
+        /// Instance counts to measure, each with `CLUSTER=true`.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        instances: Vec<usize>,
+        /// How long each workload is loaded.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Distinct users the clients act as.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        /// Leader kills to time (0: none).
+        #[arg(long, default_value_t = 5)]
+        failovers: usize,
+    },
+    /// A round-robin TCP proxy: each connection accepted on `--listen` goes to the next
+    /// of `--to`, so that several instances answer on one address.
+    Proxy {
+        /// Where to accept.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The instances, `host:port`, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+    },
 }
 
 /// The operator's token of the benchmarked service.
@@ -118,6 +150,20 @@ const SHOP_TOKEN: &str = "bench-shop-token-0123456789";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match &cli.scenario {
+        Scenario::Cluster {
+            instances,
+            duration,
+            concurrency,
+            users,
+            failovers,
+        } => {
+            return cluster::cluster(&cli, instances, *duration, *concurrency, *users, *failovers)
+                .await
+        }
+        Scenario::Proxy { listen, to } => return cluster::proxy(listen, to).await,
+        _ => {}
+    }
     let accrual = Accrual::start(match cli.scenario {
         Scenario::RateLimit { limit, .. } => limit,
         _ => 0,
@@ -168,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Events { orders, nats_url } => {
             events(&cli, &mut service, &accrual, *orders, nats_url).await
         }
+        Scenario::Cluster { .. } | Scenario::Proxy { .. } => Ok(()),
     };
     drop(service);
     result
@@ -841,6 +888,12 @@ impl Service {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The user's order list (empty on `204`).

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs N gophermart instances on one PostgreSQL database behind a round-robin proxy.
+#
+#   ops/cluster.sh [N]            N instances (default 3), the proxy on $PORT (default 8080)
+#
+# Environment: DATABASE_URI (default postgres://postgres@127.0.0.1:5432/postgres), PORT,
+# ACCRUAL_SYSTEM_ADDRESS and FULFILMENT_ADDRESS (unset: the first instance runs the demo
+# emulators on 8081 and 8082 and the others use them), ADMIN_TOKEN and SHOP_TOKEN
+# (unset: generated and printed). Instance k listens on PORT+10+k and logs to
+# target/cluster/instance-k.log. Ctrl-C stops them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+count="${1:-3}"
+port="${PORT:-8080}"
+export DATABASE_URI="${DATABASE_URI:-postgres://postgres@127.0.0.1:5432/postgres}"
+export CLUSTER=true
+
+case "$DATABASE_URI" in
+postgres://* | postgresql://*) ;;
+*)
+    echo "several instances need PostgreSQL; DATABASE_URI is $DATABASE_URI" >&2
+    exit 1
+    ;;
+esac
+
+random_token() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+export ADMIN_TOKEN="${ADMIN_TOKEN:-$(random_token)}"
+export SHOP_TOKEN="${SHOP_TOKEN:-$(random_token)}"
+
+cargo build --release --quiet -p gophermart -p gophermart-bench
+mkdir -p target/cluster
+
+pids=()
+stop_all() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap stop_all EXIT INT TERM
+
+# Without an accrual system the first instance runs the demo emulators (accrual on 8081,
+# fulfilment on 8082) and the others are pointed at them.
+demo=false
+if [ -z "${ACCRUAL_SYSTEM_ADDRESS:-}" ]; then
+    demo=true
+fi
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+targets=()
+for k in $(seq 1 "$count"); do
+    instance_port=$((port + 10 + k))
+    address="127.0.0.1:$instance_port"
+    log="target/cluster/instance-$k.log"
+    ./target/release/gophermart -a "$address" >"$log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        listening "$instance_port" && break
+        if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+            echo "instance $k did not start; its log:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    if [ "$k" -eq 1 ] && $demo; then
+        export ACCRUAL_SYSTEM_ADDRESS=http://127.0.0.1:8081
+        export FULFILMENT_ADDRESS="${FULFILMENT_ADDRESS:-http://127.0.0.1:8082}"
+    fi
+    targets+=("$address")
+    echo "instance $k on http://$address (log: $log)"
+done
+
+echo "ADMIN_TOKEN=$ADMIN_TOKEN"
+echo "SHOP_TOKEN=$SHOP_TOKEN"
+echo "round-robin over ${#targets[@]} instances on http://127.0.0.1:$port — Ctrl-C stops them all"
+to=$(
+    IFS=,
+    echo "${targets[*]}"
+)
+./target/release/gophermart-bench proxy --listen "127.0.0.1:$port" --to "$to" &
+pids+=($!)
+wait -n "${pids[@]}"
