@@ -191,8 +191,7 @@ impl Application {
         let (roles, generated) = roles_of(&settings, emulator.is_some());
 
         let metrics = Metrics::new().context("Failed to set up the metrics")?;
-        let accounts =
-            Accounts::new(AccountRegistry::new(db.clone(), settings.account_idle).start());
+        let accounts = Accounts::start(AccountRegistry::new(db.clone(), settings.account_idle));
         let accrual = AccrualSettings {
             workers: settings.accrual_workers,
             backoff: Backoff {

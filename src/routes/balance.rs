@@ -1,7 +1,7 @@
 //! The balance, withdrawals and their list.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use gophermart_actors::account::{Accounts, GetBalance, ListWithdrawals, Withdraw};
+use gophermart_actors::account::{Accounts, ListWithdrawals, Withdraw};
 use gophermart_actors::domain::{JsonDecimal, OrderNumber, Points};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
@@ -32,7 +32,7 @@ struct BalanceView {
 #[get("/balance")]
 #[instrument(skip_all, fields(user = %user.0))]
 pub async fn get(user: AuthUser, accounts: web::Data<Accounts>) -> Result<HttpResponse, ApiError> {
-    let balance = accounts.ask(user.0, GetBalance).await?;
+    let balance = accounts.balance(user.0).await?;
     json(&BalanceView {
         current: balance.current,
         withdrawn: balance.withdrawn,

@@ -115,7 +115,13 @@ impl Handler<CheckAccount> for AccountActor {
     type Result = AtomicResponse<Self, Result<(), AccountError>>;
 
     fn handle(&mut self, _: CheckAccount, _: &mut Self::Context) -> Self::Result {
-        // A warm account answers from memory; a cold one loads, or is `UnknownUser`.
+        // A warm account answers from memory, even when other instances write its balance:
+        // users are never deleted, so an account once loaded exists. A cold one loads, or
+        // is `UnknownUser`.
+        if self.state.is_some() {
+            self.touch();
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(()))));
+        }
         self.mutate(|_, state, _| async move { Ok(((), state)) })
     }
 }

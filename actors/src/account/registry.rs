@@ -1,13 +1,16 @@
-//! The account registry: the only map of live account actors, and the way in for
+//! The account registry: the keeper of the map of live account actors, and the way in for
 //! registration and login look-ups.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use super::messages::{FindLogin, GetAccount, OpenAccount, ReplacePasswordHash};
+use super::messages::{
+    Balance, FindLogin, GetAccount, GetBalance, OpenAccount, ReplacePasswordHash,
+};
 use super::store::{self, Credentials};
 use super::AccountActor;
 use crate::db::Db;
@@ -22,7 +25,7 @@ use crate::error::AccountError;
 pub struct AccountRegistry {
     db: Db,
     idle: Duration,
-    live: HashMap<UserId, Addr<AccountActor>>,
+    live: Directory,
     threads: Vec<Arbiter>,
 }
 
@@ -33,7 +36,7 @@ impl AccountRegistry {
         Self {
             db,
             idle,
-            live: HashMap::new(),
+            live: Directory::default(),
             threads: (0..cores).map(|_| Arbiter::new()).collect(),
         }
     }
@@ -47,7 +50,9 @@ impl Actor for AccountRegistry {
             .idle
             .clamp(Duration::from_millis(100), Duration::from_secs(60));
         ctx.run_interval(sweep, |registry, _| {
-            registry.live.retain(|_, addr| addr.connected());
+            if let Some(mut live) = registry.live.write() {
+                live.retain(|_, addr| addr.connected());
+            }
         });
     }
 
@@ -62,15 +67,17 @@ impl Handler<GetAccount> for AccountRegistry {
     type Result = MessageResult<GetAccount>;
 
     fn handle(&mut self, msg: GetAccount, _: &mut Self::Context) -> Self::Result {
-        if let Some(addr) = self.live.get(&msg.user).filter(|addr| addr.connected()) {
-            return MessageResult(addr.clone());
+        if let Some(addr) = self.live.find(msg.user) {
+            return MessageResult(addr);
         }
         let (db, idle, user) = (self.db.clone(), self.idle, msg.user);
         let thread = &self.threads[user.0.unsigned_abs() as usize % self.threads.len()];
         let addr = AccountActor::start_in_arbiter(&thread.handle(), move |_| {
             AccountActor::new(user, db, idle)
         });
-        self.live.insert(msg.user, addr.clone());
+        if let Some(mut live) = self.live.write() {
+            live.insert(msg.user, addr.clone());
+        }
         MessageResult(addr)
     }
 }
@@ -84,7 +91,9 @@ impl Handler<CountLive> for AccountRegistry {
     type Result = usize;
 
     fn handle(&mut self, _: CountLive, _: &mut Self::Context) -> usize {
-        self.live.values().filter(|addr| addr.connected()).count()
+        self.live.read().map_or(0, |live| {
+            live.values().filter(|addr| addr.connected()).count()
+        })
     }
 }
 
@@ -119,10 +128,34 @@ impl Handler<ReplacePasswordHash> for AccountRegistry {
     }
 }
 
+/// The running account actors by user: written by the registry alone, read by every
+/// [`Accounts`] handle, so that a message to a live actor needs no hop through the
+/// registry.
+#[derive(Clone, Default)]
+struct Directory(Arc<RwLock<HashMap<UserId, Addr<AccountActor>>>>);
+
+impl Directory {
+    /// The live actor of `user`, if there is one.
+    fn find(&self, user: UserId) -> Option<Addr<AccountActor>> {
+        let live = self.read()?;
+        live.get(&user).filter(|addr| addr.connected()).cloned()
+    }
+
+    fn read(&self) -> Option<RwLockReadGuard<'_, HashMap<UserId, Addr<AccountActor>>>> {
+        self.0.read().ok()
+    }
+
+    fn write(&self) -> Option<RwLockWriteGuard<'_, HashMap<UserId, Addr<AccountActor>>>> {
+        self.0.write().ok()
+    }
+}
+
 /// The handle the rest of the service uses to reach accounts.
 #[derive(Clone)]
 pub struct Accounts {
     registry: Addr<AccountRegistry>,
+    live: Directory,
+    db: Db,
 }
 
 /// How often a message is re-sent to a freshly started actor after the previous one had
@@ -130,9 +163,29 @@ pub struct Accounts {
 const RESTARTS: usize = 3;
 
 impl Accounts {
-    /// Wraps a started registry.
-    pub fn new(registry: Addr<AccountRegistry>) -> Self {
-        Self { registry }
+    /// Starts `registry` and returns the handle to it.
+    pub fn start(registry: AccountRegistry) -> Self {
+        let (live, db) = (registry.live.clone(), registry.db.clone());
+        Self {
+            registry: registry.start(),
+            live,
+            db,
+        }
+    }
+
+    /// `user`'s balance as committed. Alone on its database the actor's memory is the
+    /// truth and answers; when other instances write too, the committed row is read here,
+    /// in the caller's task: a read decides nothing, so it need not wait in the actor's
+    /// line behind the writes of this instance, nor hop to its thread.
+    pub async fn balance(&self, user: UserId) -> Result<Balance, AccountError> {
+        if !self.db.shared {
+            return self.ask(user, GetBalance).await;
+        }
+        let state = store::load(&self.db.reader, user).await?;
+        Ok(Balance {
+            current: state.current,
+            withdrawn: state.withdrawn,
+        })
     }
 
     /// Sends `msg` to `user`'s account actor, starting it if needed. An actor that stopped
@@ -146,8 +199,11 @@ impl Accounts {
         <AccountActor as Actor>::Context: ToEnvelope<AccountActor, M>,
     {
         let mut last = MailboxError::Closed;
-        for _ in 0..RESTARTS {
-            let actor = self.registry.send(GetAccount { user }).await?;
+        for attempt in 0..RESTARTS {
+            let actor = match self.live.find(user).filter(|_| attempt == 0) {
+                Some(actor) => actor,
+                None => self.registry.send(GetAccount { user }).await?,
+            };
             match actor.send(msg.clone()).await {
                 Ok(result) => return result,
                 Err(error) => last = error,
