@@ -12,13 +12,14 @@
 //! schedule, rescanned by the supervisor, catches a notice lost while the listening
 //! connection was being replaced.
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
-use sea_orm::sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
-use sea_orm::sqlx::{self, Connection};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sea_orm::sqlx::{self, ConnectOptions, Connection};
 use sea_orm::DbErr;
 use tokio::sync::watch;
 
@@ -385,7 +386,13 @@ fn db_error(error: impl std::fmt::Display) -> DbErr {
 /// Connects and takes the instance lock: shared with `cluster`, exclusive without,
 /// waiting a little for an instance that is stopping.
 async fn admit(url: &str, cluster: bool) -> Result<PgConnection, AdmitError> {
-    let mut connection = PgConnection::connect(url).await.map_err(AdmitError::Db)?;
+    // Waiting for the leader lock is this connection's work, not a slow statement.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(AdmitError::Db)?
+        .disable_statement_logging();
+    let mut connection = PgConnection::connect_with(&options)
+        .await
+        .map_err(AdmitError::Db)?;
     // The server drops this connection (and so the locks) within about 8 s of its
     // client going silent, as when the host of a leader dies without closing sockets:
     // 4 s without a heartbeat, then four unanswered probes a second apart.
