@@ -126,19 +126,23 @@ pub async fn cluster(
         let set = Instances::start(cli, &accrual, n, clustered).await?;
         let tag = format!("{}-{run}", std::process::id());
         let tokens = set.register(&tag, users).await?;
+        let failures = Failures::default();
         let balance = load(concurrency, duration, |client, worker, i| {
             let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
             let url = set.url(worker + i, "/api/user/balance");
+            let failures = failures.clone();
             async move {
                 let response = client.get(url).bearer_auth(token).send().await;
-                matches!(response, Ok(r) if r.status() == 200)
+                failures.unless(response, 200)
             }
         })
         .await;
+        let failures = Failures::default();
         let uploads = load(concurrency, duration, |client, worker, i| {
             let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
             let url = set.url(worker + i, "/api/user/orders");
             let number = luhn_number((run as u64) << 50 | (worker as u64) << 32 | i as u64);
+            let failures = failures.clone();
             async move {
                 let response = client
                     .post(url)
@@ -146,7 +150,7 @@ pub async fn cluster(
                     .body(number)
                     .send()
                     .await;
-                matches!(response, Ok(r) if r.status() == 202)
+                failures.unless(response, 202)
             }
         })
         .await;
@@ -156,12 +160,49 @@ pub async fn cluster(
             format!("{n}, alone (cached reads)")
         };
         row(&label, &balance, &uploads);
+        let seen = failures.seen();
+        if !seen.is_empty() {
+            println!("{:<26} failures: {seen}", "");
+        }
         drop(set);
     }
     if rounds > 0 {
         failover(cli, &accrual, rounds).await?;
     }
     Ok(())
+}
+
+/// What the failed requests of a run were, by status or error kind.
+#[derive(Clone, Default)]
+struct Failures(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>);
+
+impl Failures {
+    /// Whether `response` has the `expected` status; anything else is counted.
+    fn unless(&self, response: reqwest::Result<reqwest::Response>, expected: u16) -> bool {
+        let kind = match response {
+            Ok(r) if r.status() == expected => return true,
+            Ok(r) => r.status().to_string(),
+            Err(e) if e.is_timeout() => "timeout".to_owned(),
+            Err(e) if e.is_connect() => "connect error".to_owned(),
+            Err(_) => "transport error".to_owned(),
+        };
+        if let Ok(mut seen) = self.0.lock() {
+            *seen.entry(kind).or_default() += 1;
+        }
+        false
+    }
+
+    fn seen(&self) -> String {
+        self.0.lock().map_or_else(
+            |_| String::new(),
+            |seen| {
+                seen.iter()
+                    .map(|(kind, n)| format!("{n}× {kind}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        )
+    }
 }
 
 fn row(label: &str, balance: &Run, uploads: &Run) {
