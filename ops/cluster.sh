@@ -4,10 +4,10 @@
 #   ops/cluster.sh [N]            N instances (default 3), the proxy on $PORT (default 8080)
 #
 # Environment: DATABASE_URI (default postgres://postgres@127.0.0.1:5432/postgres), PORT,
-# ACCRUAL_SYSTEM_ADDRESS and FULFILMENT_ADDRESS (unset: the first instance runs the demo
-# emulators on 8081 and 8082 and the others use them), ADMIN_TOKEN and SHOP_TOKEN
+# ACCRUAL_SYSTEM_ADDRESS and FULFILMENT_ADDRESS (unset: the demo emulators run beside the
+# instances, on 8081 and 8082, logging to target/cluster/), ADMIN_TOKEN and SHOP_TOKEN
 # (unset: generated and printed). Instance k listens on PORT+10+k and logs to
-# target/cluster/instance-k.log. Ctrl-C stops them all.
+# target/cluster/instance-k.log. Ctrl-C stops them all; `kill -9` of one shows a handover.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,14 +38,40 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
-# Without an accrual system the first instance runs the demo emulators (accrual on 8081,
-# fulfilment on 8082) and the others are pointed at them.
-demo=false
-if [ -z "${ACCRUAL_SYSTEM_ADDRESS:-}" ]; then
-    demo=true
-fi
-
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until something listens on `port`, or says why the process `pid` did not start.
+await_port() {
+    local name=$1 port=$2 pid=$3 log=$4
+    for _ in $(seq 1 100); do
+        listening "$port" && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "$name did not start; its log:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "$name does not listen on $port; its log: $log" >&2
+    exit 1
+}
+
+# Without an accrual system, the demo emulators run as processes of their own, so that
+# any instance can be killed without taking them along.
+if [ -z "${ACCRUAL_SYSTEM_ADDRESS:-}" ]; then
+    ./target/release/accrual -a 127.0.0.1:8081 >target/cluster/accrual.log 2>&1 &
+    pids+=($!)
+    await_port "the accrual emulator" 8081 "${pids[-1]}" target/cluster/accrual.log
+    export ACCRUAL_SYSTEM_ADDRESS=http://127.0.0.1:8081
+    echo "demo accrual emulator on http://127.0.0.1:8081"
+    if [ -z "${FULFILMENT_ADDRESS:-}" ]; then
+        ./target/release/fulfilment -a 127.0.0.1:8082 >target/cluster/fulfilment.log 2>&1 &
+        pids+=($!)
+        await_port "the fulfilment emulator" 8082 "${pids[-1]}" target/cluster/fulfilment.log
+        export FULFILMENT_ADDRESS=http://127.0.0.1:8082
+        echo "demo fulfilment emulator on http://127.0.0.1:8082"
+    fi
+fi
 
 targets=()
 for k in $(seq 1 "$count"); do
@@ -54,19 +80,7 @@ for k in $(seq 1 "$count"); do
     log="target/cluster/instance-$k.log"
     ./target/release/gophermart -a "$address" >"$log" 2>&1 &
     pids+=($!)
-    for _ in $(seq 1 100); do
-        listening "$instance_port" && break
-        if ! kill -0 "${pids[-1]}" 2>/dev/null; then
-            echo "instance $k did not start; its log:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    if [ "$k" -eq 1 ] && $demo; then
-        export ACCRUAL_SYSTEM_ADDRESS=http://127.0.0.1:8081
-        export FULFILMENT_ADDRESS="${FULFILMENT_ADDRESS:-http://127.0.0.1:8082}"
-    fi
+    await_port "instance $k" "$instance_port" "${pids[-1]}" "$log"
     targets+=("$address")
     echo "instance $k on http://$address (log: $log)"
 done
@@ -80,4 +94,6 @@ to=$(
 )
 ./target/release/gophermart-bench proxy --listen "127.0.0.1:$port" --to "$to" &
 pids+=($!)
-wait -n "${pids[@]}"
+# Instances may be killed and started again (the proxy skips one that refuses); the
+# cluster stops with the proxy.
+wait "${pids[-1]}"
