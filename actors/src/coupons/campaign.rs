@@ -120,6 +120,24 @@ impl Actor for CampaignActor {
     }
 }
 
+/// The first answer to the claim's key, when the key was used before: its coupon for the
+/// same request, `KeyReused` for another.
+async fn replayed(db: &Db, msg: &Claim) -> Result<Option<Claimed>, CouponError> {
+    let Some((key, fingerprint)) = &msg.key else {
+        return Ok(None);
+    };
+    let Some(earlier) = crate::idempotency::recall(&db.writer, msg.user, key).await? else {
+        return Ok(None);
+    };
+    if earlier.fingerprint != *fingerprint {
+        return Err(CouponError::KeyReused);
+    }
+    let view = store::coupon(&db.writer, &earlier.response)
+        .await?
+        .ok_or(CouponError::NotFound)?;
+    Ok(Some(Claimed::Replayed(view)))
+}
+
 /// Decides one claim: the window, the key, the shopper's limit, then the next free code,
 /// bound and paid for through the shopper's account actor. Returns the new cursor.
 async fn claim(
@@ -135,16 +153,8 @@ async fn claim(
         let campaign = store::definition(&db, &id)
             .await?
             .ok_or(CouponError::NotFound)?;
-        if let Some((key, fingerprint)) = &msg.key {
-            if let Some(earlier) = crate::idempotency::recall(&db.writer, msg.user, key).await? {
-                if earlier.fingerprint != *fingerprint {
-                    return Err(CouponError::KeyReused);
-                }
-                let view = store::coupon(&db.reader, &earlier.response)
-                    .await?
-                    .ok_or(CouponError::NotFound)?;
-                return Ok(Claimed::Replayed(view));
-            }
+        if let Some(replay) = replayed(&db, &msg).await? {
+            return Ok(replay);
         }
         let at = now();
         let c = &campaign;
@@ -156,6 +166,10 @@ async fn claim(
         }
         let mut held = store::held(&db, &id, msg.user.0).await?;
         if held >= u64::from(c.per_user) {
+            // The code that reached the limit may be this request's, sent twice at once.
+            if let Some(replay) = replayed(&db, &msg).await? {
+                return Ok(replay);
+            }
             return Err(CouponError::LimitReached);
         }
         for _ in 0..TAKEN_RETRIES {
@@ -177,8 +191,13 @@ async fn claim(
                 // Taken meanwhile (another instance): the next one.
                 Err(AccountError::CodeTaken) => cursor = pos + 1,
                 Err(AccountError::LimitReached) => {
-                    // Another instance gave this shopper the same slot at the same moment:
-                    // count again, and take the next slot while the limit allows one.
+                    // Another instance gave this shopper the same slot at the same moment
+                    // — perhaps for this very request, sent twice: then this is its
+                    // replay. Otherwise count again, and take the next slot while the
+                    // limit allows one.
+                    if let Some(replay) = replayed(&db, &msg).await? {
+                        return Ok(replay);
+                    }
                     held = store::held(&db, &id, msg.user.0).await?;
                     if held >= u64::from(c.per_user) {
                         return Err(CouponError::LimitReached);
@@ -186,6 +205,11 @@ async fn claim(
                 }
                 Err(AccountError::InsufficientFunds) => return Err(CouponError::InsufficientFunds),
                 Err(AccountError::KeyRace) => {
+                    // The same key was stored meanwhile, by a request that committed:
+                    // this one is its replay (or, for another request, `KeyReused`).
+                    if let Some(replay) = replayed(&db, &msg).await? {
+                        return Ok(replay);
+                    }
                     return Err(CouponError::Account(AccountError::KeyRace));
                 }
                 Err(other) => return Err(CouponError::Account(other)),
