@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::balance::assert_ledger_matches_in;
 use crate::helpers::{
-    base_args, eventually, order_number, postgres_available, with_flag, Backend, TestAccrual,
-    TestDb, TestUser, ADMIN_TOKEN,
+    base_args, eventually, order_number, postgres_available, with_flag, with_flags, Backend,
+    TestAccrual, TestDb, TestUser, ADMIN_TOKEN,
 };
 use crate::metrics::Scrape;
 use crate::process::ServiceProcess;
@@ -36,9 +36,21 @@ impl Cluster {
     /// `n` instances with `--cluster`, instance `i` asking the accrual system at
     /// `accrual(i)`. The first to start leads.
     async fn start(n: usize, accrual: impl Fn(usize) -> String) -> Self {
+        Self::start_with(n, accrual, &[]).await
+    }
+
+    /// The same, each instance also given `flags`.
+    async fn start_with(
+        n: usize,
+        accrual: impl Fn(usize) -> String,
+        flags: &[(&str, &str)],
+    ) -> Self {
         let db = TestDb::create(Backend::Postgres).await;
         let args: Vec<Vec<String>> = (0..n)
-            .map(|i| with_flag(base_args(&db, &accrual(i)), "--cluster", "true"))
+            .map(|i| {
+                let args = with_flag(base_args(&db, &accrual(i)), "--cluster", "true");
+                with_flags(args, flags)
+            })
             .collect();
         let mut instances = Vec::new();
         for args in &args {
@@ -247,6 +259,7 @@ postgres_only!(
     a_killed_leader_hands_over_within_seconds_and_nothing_is_lost_or_doubled,
     a_frozen_leader_is_replaced_and_steps_down_when_it_wakes,
     a_claim_storm_over_three_instances_never_over_issues,
+    a_request_repeated_on_every_instance_at_once_takes_effect_once,
 );
 
 async fn concurrent_withdrawals_across_instances_are_exact() {
@@ -606,6 +619,140 @@ async fn a_claim_storm_over_three_instances_never_over_issues() {
             "instance {i}"
         );
     }
+}
+
+async fn a_request_repeated_on_every_instance_at_once_takes_effect_once() {
+    // The same coupon claim and the same redemption (each with one Idempotency-Key) and
+    // the same withdrawal, each sent to the three instances twelve times at once: the
+    // account actors of the three instances race, and the database decides.
+    let accrual = TestAccrual::instant();
+    let warehouse = crate::redemptions::warehouse(Duration::from_millis(50), 0.0);
+    warehouse.set_stock("once-sku", 100).await;
+    let cluster = Cluster::start_with(
+        3,
+        |_| accrual.url.clone(),
+        &[("--fulfilment-address", warehouse.url.as_str())],
+    )
+    .await;
+    let reward = cluster
+        .admin(0, reqwest::Method::POST, "/api/admin/rewards")
+        .body(json!({"sku": "once-sku", "title": "once", "price": 100, "stock": 5}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reward.status(), StatusCode::CREATED);
+    let created = cluster
+        .admin(0, reqwest::Method::POST, "/api/admin/campaigns")
+        .body(
+            json!({"id": "once", "title": "once", "kind": "fixed", "value": 300,
+                   "quantity": 50, "per_user": 5, "price": 100, "prefix": "O"})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let user = cluster.register(0).await;
+    fund(&cluster, &accrual, &user, 1000).await;
+
+    let claims = (0..12).map(|i| {
+        let request = cluster
+            .client
+            .post(format!("{}/api/user/coupons", cluster.at(i)))
+            .bearer_auth(&user.token)
+            .header("Idempotency-Key", "one-claim")
+            .body(json!({"campaign": "once"}).to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    });
+    let replies = join_all(claims).await;
+    let codes: HashSet<String> = replies
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+            body["code"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        codes.len(),
+        1,
+        "every replay names the same code: {codes:?}"
+    );
+
+    let order = order_number();
+    let withdrawals = (0..12).map(|i| {
+        let request = cluster
+            .client
+            .post(format!("{}/api/user/balance/withdraw", cluster.at(i)))
+            .bearer_auth(&user.token)
+            .json(&json!({"order": order, "sum": 250}));
+        async move { request.send().await.unwrap().status() }
+    });
+    for status in join_all(withdrawals).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    let redemptions = (0..12).map(|i| {
+        let request = cluster
+            .client
+            .post(format!("{}/api/user/redemptions", cluster.at(i)))
+            .bearer_auth(&user.token)
+            .header("Idempotency-Key", "one-redemption")
+            .body(json!({"reward": "once-sku", "quantity": 1, "address": "1 Main St"}).to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    });
+    let ids: HashSet<String> = join_all(redemptions)
+        .await
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every replay names the same redemption: {ids:?}"
+    );
+
+    for i in 0..3 {
+        assert_eq!(
+            cluster.balance(i, &user).await,
+            r#"{"current":550,"withdrawn":250}"#,
+            "instance {i}"
+        );
+        let rewards: Value = cluster
+            .admin(i, reqwest::Method::GET, "/api/admin/rewards")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rewards[0]["stock"], json!(4), "instance {i}");
+    }
+    assert_eq!(
+        scalar(
+            &cluster.db.url,
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM coupons WHERE user_id IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    assert_ledger_matches_in(&cluster.db.url).await;
 }
 
 #[actix_web::test]

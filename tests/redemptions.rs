@@ -30,12 +30,12 @@ crate::on_both_backends!(
 );
 
 /// A fulfilment emulator on a port of its own.
-struct Warehouse {
-    url: String,
+pub(crate) struct Warehouse {
+    pub(crate) url: String,
     client: reqwest::Client,
 }
 
-fn warehouse(shipping_delay: Duration, fail_rate: f64) -> Warehouse {
+pub(crate) fn warehouse(shipping_delay: Duration, fail_rate: f64) -> Warehouse {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let settings = WarehouseSettings {
@@ -51,7 +51,7 @@ fn warehouse(shipping_delay: Duration, fail_rate: f64) -> Warehouse {
 }
 
 impl Warehouse {
-    async fn set_stock(&self, sku: &str, quantity: u64) {
+    pub(crate) async fn set_stock(&self, sku: &str, quantity: u64) {
         let response = self
             .client
             .post(format!("{}/api/stock", self.url))
