@@ -49,6 +49,19 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         users: usize,
     },
+    /// Withdrawals on one account by many clients at once (every one of them decided by
+    /// that account's actor), and `GET /api/user/orders` of shoppers with one order each.
+    Hot {
+        /// How long each workload is loaded.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Shoppers whose order lists are read.
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+    },
     /// Time from upload to PROCESSED visible, with an accrual system that answers at once.
     Latency {
         /// Orders, uploaded one after another, each by a user of its own.
@@ -195,6 +208,11 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             users,
         } => http(&service, *duration, *concurrency, *users).await,
+        Scenario::Hot {
+            duration,
+            concurrency,
+            users,
+        } => hot(&service, *duration, *concurrency, *users).await,
         Scenario::Latency { orders } => latency(&service, &accrual, *orders).await,
         Scenario::RateLimit { orders, limit } => {
             rate_limit(&service, &accrual, *orders, *limit).await
@@ -307,6 +325,94 @@ async fn http(
         "POST /api/user/login",
         logins as f64 / duration.as_secs_f64()
     );
+    Ok(())
+}
+
+async fn hot(
+    service: &Service,
+    duration: Duration,
+    concurrency: usize,
+    users: usize,
+) -> anyhow::Result<()> {
+    if users < 2 {
+        bail!("give --users 2 or more: one hot account and shoppers to list orders of");
+    }
+    let tokens = service.register_users(users).await?;
+    let client = reqwest::Client::new();
+    // One order each, credited 10 points by the bench's accrual system.
+    for (k, token) in tokens.iter().enumerate() {
+        let response = client
+            .post(service.url("/api/user/orders"))
+            .bearer_auth(token)
+            .body(luhn_number(3 << 60 | k as u64))
+            .send()
+            .await?;
+        if response.status() != 202 {
+            bail!("an upload answered {}", response.status());
+        }
+    }
+    // The hot account gets 100 more orders: 1 000 points, 100 000 withdrawals of 0.01.
+    let hot = tokens.first().context("at least one user")?.clone();
+    for k in 0..100u64 {
+        client
+            .post(service.url("/api/user/orders"))
+            .bearer_auth(&hot)
+            .body(luhn_number(5 << 60 | k))
+            .send()
+            .await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let balance: serde_json::Value = client
+            .get(service.url("/api/user/balance"))
+            .bearer_auth(&hot)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if balance["current"].as_u64() == Some(1010) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the hot account was not funded in time: {balance}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "scenario: {concurrency} clients, {} per workload",
+        humantime::format_duration(duration)
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
+        "workload", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    let withdrawals = load(concurrency, duration, |client, worker, i| {
+        let url = service.url("/api/user/balance/withdraw");
+        let number = luhn_number(7 << 60 | (worker as u64) << 40 | i as u64);
+        let hot = hot.clone();
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(hot)
+                .json(&json!({"order": number, "sum": 0.01}))
+                .send()
+                .await;
+            matches!(response, Ok(r) if r.status() == 200)
+        }
+    })
+    .await;
+    withdrawals.print("withdraw, one account");
+    let lists = load(concurrency, duration, |client, worker, i| {
+        // The hot account's list is long; the others hold one order each.
+        let token = tokens[1 + (worker + i * concurrency) % (tokens.len() - 1)].clone();
+        let url = service.url("/api/user/orders");
+        async move {
+            let response = client.get(url).bearer_auth(token).send().await;
+            matches!(response, Ok(r) if r.status() == 200)
+        }
+    })
+    .await;
+    lists.print("GET /api/user/orders (one)");
     Ok(())
 }
 
