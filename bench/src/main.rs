@@ -62,6 +62,19 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         users: usize,
     },
+    /// Resident memory of the service before and after many shoppers each read their
+    /// balance once (one account actor each), and again once the idle actors stopped.
+    Memory {
+        /// Shoppers, each registered and reading their balance once.
+        #[arg(long, default_value_t = 100_000)]
+        shoppers: usize,
+        /// Concurrent clients registering and reading.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// The service's `ACCOUNT_IDLE`: how long an actor lives without messages.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        idle: Duration,
+    },
     /// Time from upload to PROCESSED visible, with an accrual system that answers at once.
     Latency {
         /// Orders, uploaded one after another, each by a user of its own.
@@ -188,6 +201,11 @@ async fn main() -> anyhow::Result<()> {
         "--fulfilment-address",
         &accrual.url,
     ];
+    let idle = match &cli.scenario {
+        Scenario::Memory { idle, .. } => humantime::format_duration(*idle).to_string(),
+        _ => String::new(),
+    };
+    let memory = ["--bcrypt-cost", "4", "--account-idle", idle.as_str()];
     let extra: &[&str] = match cli.scenario {
         Scenario::Events { .. } | Scenario::Campaigns { .. } => &["--admin-token", ADMIN_TOKEN],
         Scenario::Coupons { .. } => &[
@@ -199,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
             "4",
         ],
         Scenario::Redeem { .. } => &fulfilment,
+        Scenario::Memory { .. } => &memory,
         _ => &[],
     };
     let mut service = Service::start(&cli, &accrual.url, extra).await?;
@@ -213,6 +232,11 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             users,
         } => hot(&service, *duration, *concurrency, *users).await,
+        Scenario::Memory {
+            shoppers,
+            concurrency,
+            idle,
+        } => memory_of(&service, *shoppers, *concurrency, *idle).await,
         Scenario::Latency { orders } => latency(&service, &accrual, *orders).await,
         Scenario::RateLimit { orders, limit } => {
             rate_limit(&service, &accrual, *orders, *limit).await
@@ -413,6 +437,86 @@ async fn hot(
     })
     .await;
     lists.print("GET /api/user/orders (one)");
+    Ok(())
+}
+
+/// The service's resident set, from `/proc`.
+fn resident_mib(service: &Service) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", service.child.id()))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")?;
+    Ok(kib / 1024.0)
+}
+
+async fn memory_of(
+    service: &Service,
+    shoppers: usize,
+    concurrency: usize,
+    idle: Duration,
+) -> anyhow::Result<()> {
+    use futures_util::stream::{self, StreamExt};
+    let start = resident_mib(service)?;
+    println!(
+        "scenario: {shoppers} shoppers, {concurrency} clients, account actors idle after {}",
+        humantime::format_duration(idle)
+    );
+    println!("{:<44} {:>9} {:>10}", "moment", "RSS MiB", "seconds");
+    println!("{:<44} {start:>9.1} {:>10}", "started", "");
+    let began = Instant::now();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let tag = std::process::id();
+    let failures = stream::iter(0..shoppers)
+        .map(|i| {
+            let client = client.clone();
+            let register = service.url("/api/user/register");
+            let balance = service.url("/api/user/balance");
+            async move {
+                let body = json!({"login": format!("memory-{tag}-{i}"), "password": "bench"});
+                // Sign-ins beyond the hashing queue are refused with 503: ask again.
+                let mut response = None;
+                for _ in 0..100 {
+                    let answer = client.post(&register).json(&body).send().await.ok()?;
+                    if answer.status() != 503 {
+                        response = Some(answer);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let token = response?
+                    .headers()
+                    .get("authorization")?
+                    .to_str()
+                    .ok()?
+                    .strip_prefix("Bearer ")?
+                    .to_owned();
+                let read = client.get(balance).bearer_auth(token).send().await.ok()?;
+                (read.status() == 200).then_some(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|done| std::future::ready(done.is_none()))
+        .count()
+        .await;
+    let loaded = resident_mib(service)?;
+    println!(
+        "{:<44} {loaded:>9.1} {:>10.1}",
+        format!("{shoppers} balances read ({failures} failed)"),
+        began.elapsed().as_secs_f64()
+    );
+    // The actors stop after `idle`; the registry forgets them on its next sweep.
+    tokio::time::sleep(idle * 3).await;
+    let after = resident_mib(service)?;
+    println!(
+        "{:<44} {after:>9.1} {:>10.1}",
+        "after the idle period (3 × idle)",
+        began.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
