@@ -40,12 +40,18 @@ trap stop_all EXIT INT TERM
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Waits until something listens on `port`, or says why the process `pid` did not start.
-await_port() {
-    local name=$1 port=$2 pid=$3 log=$4
+# Starts `binary` listening on 127.0.0.1:`port`, logging to target/cluster/`log`.log, and
+# waits until it listens, or says why it did not start.
+start() {
+    local name=$1 binary=$2 port=$3 log=target/cluster/$4.log
+    "./target/release/$binary" -a "127.0.0.1:$port" >"$log" 2>&1 &
+    pids+=($!)
     for _ in $(seq 1 100); do
-        listening "$port" && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if listening "$port"; then
+            echo "$name on http://127.0.0.1:$port (log: $log)"
+            return 0
+        fi
+        if ! kill -0 "${pids[-1]}" 2>/dev/null; then
             echo "$name did not start; its log:" >&2
             cat "$log" >&2
             exit 1
@@ -59,30 +65,18 @@ await_port() {
 # Without an accrual system, the demo emulators run as processes of their own, so that
 # any instance can be killed without taking them along.
 if [ -z "${ACCRUAL_SYSTEM_ADDRESS:-}" ]; then
-    ./target/release/accrual -a 127.0.0.1:8081 >target/cluster/accrual.log 2>&1 &
-    pids+=($!)
-    await_port "the accrual emulator" 8081 "${pids[-1]}" target/cluster/accrual.log
+    start "demo accrual emulator" accrual 8081 accrual
     export ACCRUAL_SYSTEM_ADDRESS=http://127.0.0.1:8081
-    echo "demo accrual emulator on http://127.0.0.1:8081"
     if [ -z "${FULFILMENT_ADDRESS:-}" ]; then
-        ./target/release/fulfilment -a 127.0.0.1:8082 >target/cluster/fulfilment.log 2>&1 &
-        pids+=($!)
-        await_port "the fulfilment emulator" 8082 "${pids[-1]}" target/cluster/fulfilment.log
+        start "demo fulfilment emulator" fulfilment 8082 fulfilment
         export FULFILMENT_ADDRESS=http://127.0.0.1:8082
-        echo "demo fulfilment emulator on http://127.0.0.1:8082"
     fi
 fi
 
 targets=()
 for k in $(seq 1 "$count"); do
-    instance_port=$((port + 10 + k))
-    address="127.0.0.1:$instance_port"
-    log="target/cluster/instance-$k.log"
-    ./target/release/gophermart -a "$address" >"$log" 2>&1 &
-    pids+=($!)
-    await_port "instance $k" "$instance_port" "${pids[-1]}" "$log"
-    targets+=("$address")
-    echo "instance $k on http://$address (log: $log)"
+    start "instance $k" gophermart $((port + 10 + k)) "instance-$k"
+    targets+=("127.0.0.1:$((port + 10 + k))")
 done
 
 echo "ADMIN_TOKEN=$ADMIN_TOKEN"

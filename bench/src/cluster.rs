@@ -6,10 +6,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{load, luhn_number, ms, Accrual, Cli, Run, Service};
+use super::{load, luhn_number, ms, register, Accrual, Cli, Run, Service};
 
 /// The instances of one run.
 struct Instances {
@@ -39,18 +38,8 @@ impl Instances {
         let client = reqwest::Client::new();
         let mut tokens = Vec::with_capacity(count);
         for i in 0..count {
-            let response = client
-                .post(self.url(i, "/api/user/register"))
-                .json(&json!({"login": format!("bench-{tag}-{i}"), "password": "bench"}))
-                .send()
-                .await?;
-            let token = response
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .context("registration gave no token")?;
-            tokens.push(token.to_owned());
+            let login = format!("bench-{tag}-{i}");
+            tokens.push(register(&client, self.url(i, "/api/user/register"), &login).await?);
         }
         Ok(tokens)
     }

@@ -273,10 +273,7 @@ async fn http(
         "scenario: {concurrency} clients, {users} users, {} per endpoint",
         humantime::format_duration(duration)
     );
-    println!(
-        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
-        "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
-    );
+    Run::header("endpoint");
     let read_balance = |client: reqwest::Client, worker: usize, i: usize| {
         let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
         let url = service.url("/api/user/balance");
@@ -308,15 +305,7 @@ async fn http(
         let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
         let url = service.url("/api/user/balance/withdraw");
         let number = luhn_number(1 << 62 | (worker as u64) << 40 | i as u64);
-        async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({"order": number, "sum": 0.01}))
-                .send()
-                .await;
-            matches!(response, Ok(r) if r.status() == 200)
-        }
+        withdraw_cent(client, url, token, number)
     })
     .await;
     withdrawals.print("POST /balance/withdraw");
@@ -406,23 +395,11 @@ async fn hot(
         "scenario: {concurrency} clients, {} per workload",
         humantime::format_duration(duration)
     );
-    println!(
-        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
-        "workload", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
-    );
+    Run::header("workload");
     let withdrawals = load(concurrency, duration, |client, worker, i| {
         let url = service.url("/api/user/balance/withdraw");
         let number = luhn_number(7 << 60 | (worker as u64) << 40 | i as u64);
-        let hot = hot.clone();
-        async move {
-            let response = client
-                .post(url)
-                .bearer_auth(hot)
-                .json(&json!({"order": number, "sum": 0.01}))
-                .send()
-                .await;
-            matches!(response, Ok(r) if r.status() == 200)
-        }
+        withdraw_cent(client, url, hot.clone(), number)
     })
     .await;
     withdrawals.print("withdraw, one account");
@@ -631,10 +608,7 @@ async fn redeem(
         "scenario: {concurrency} clients, {users} shoppers, one reward, {}",
         humantime::format_duration(duration)
     );
-    println!(
-        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
-        "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
-    );
+    Run::header("endpoint");
     let run = load(concurrency, duration, |client, worker, i| {
         let token = tokens[(worker + i * concurrency) % tokens.len()].clone();
         let url = service.url("/api/user/redemptions");
@@ -718,10 +692,7 @@ async fn coupons(
         "scenario: {shoppers} shoppers claiming at once, then {concurrency} checkout clients, {} each",
         humantime::format_duration(duration)
     );
-    println!(
-        "{:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
-        "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
-    );
+    Run::header("endpoint");
     let claims = load(shoppers, duration, |client, worker, _| {
         let token = tokens[worker % tokens.len()].clone();
         let url = service.url("/api/user/coupons");
@@ -920,6 +891,14 @@ struct Run {
 }
 
 impl Run {
+    /// The heading of the table [`Run::print`] writes rows of.
+    fn header(first: &str) {
+        println!(
+            "{first:<28} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7}",
+            "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
+        );
+    }
+
     fn print(&self, name: &str) {
         let mut sorted = self.samples.clone();
         sorted.sort();
@@ -1120,18 +1099,8 @@ impl Service {
         let client = reqwest::Client::new();
         let mut tokens = Vec::with_capacity(count);
         for i in 0..count {
-            let response = client
-                .post(self.url("/api/user/register"))
-                .json(&json!({"login": format!("bench-{}-{i}", std::process::id()), "password": "bench"}))
-                .send()
-                .await?;
-            let token = response
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .context("registration gave no token")?;
-            tokens.push(token.to_owned());
+            let login = format!("bench-{}-{i}", std::process::id());
+            tokens.push(register(&client, self.url("/api/user/register"), &login).await?);
         }
         Ok(tokens)
     }
@@ -1260,6 +1229,38 @@ async fn answer(state: web::Data<Mutex<AccrualState>>, number: web::Path<String>
     state.stats.ok += 1;
     state.stats.last_ok = Some(now);
     HttpResponse::Ok().json(json!({"order": number.as_str(), "status": "PROCESSED", "accrual": 10}))
+}
+
+/// Registers `login` (password `bench`) at `url`; its token.
+async fn register(client: &reqwest::Client, url: String, login: &str) -> anyhow::Result<String> {
+    let response = client
+        .post(url)
+        .json(&json!({"login": login, "password": "bench"}))
+        .send()
+        .await?;
+    let token = response
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .context("registration gave no token")?;
+    Ok(token.to_owned())
+}
+
+/// Withdraws 0.01 for order `number`; whether it was taken (`200`).
+async fn withdraw_cent(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    number: String,
+) -> bool {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({"order": number, "sum": 0.01}))
+        .send()
+        .await;
+    matches!(response, Ok(r) if r.status() == 200)
 }
 
 fn free_port() -> anyhow::Result<u16> {
