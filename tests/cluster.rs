@@ -148,6 +148,33 @@ impl Cluster {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// The operator's view at `path`, through instance `i`.
+    async fn admin_json(&self, i: usize, path: &str) -> Value {
+        self.admin(i, reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Creates what `body` describes at the operator's `path`, through instance 0.
+    async fn create(&self, path: &str, body: Value) {
+        let response = self
+            .admin(0, reqwest::Method::POST, path)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{:?}",
+            response.text().await
+        );
+    }
+
     /// Instance `i`'s metrics, `None` when it does not answer.
     async fn scrape(&self, i: usize) -> Option<Scrape> {
         let process = self.instances[i].as_ref()?;
@@ -234,6 +261,41 @@ async fn fund(cluster: &Cluster, accrual: &TestAccrual, user: &TestUser, points:
     })
     .await;
     assert!(processed.is_some(), "the funding order was processed");
+}
+
+/// Scripts order `k` of `numbers` to earn `k + 1` points, then checks that every order
+/// was processed and credited exactly once: the balance is their sum, the ledger holds one
+/// accrual each and matches the accounts.
+async fn credited_once(
+    cluster: &Cluster,
+    server: &ScriptedAccrual,
+    user: &TestUser,
+    numbers: &[String],
+) {
+    for (k, number) in numbers.iter().enumerate() {
+        server.script(number, vec![Reply::processed(&(k + 1).to_string())]);
+    }
+    let all = eventually(Duration::from_secs(30), || async {
+        let orders = cluster.orders(0, user).await;
+        (orders.len() == numbers.len() && orders.iter().all(|o| o["status"] == "PROCESSED"))
+            .then_some(())
+    })
+    .await;
+    assert!(all.is_some(), "every order processed");
+    let total: usize = (1..=numbers.len()).sum();
+    assert_eq!(
+        cluster.balance(1, user).await,
+        format!(r#"{{"current":{total},"withdrawn":0}}"#)
+    );
+    assert_eq!(
+        scalar(
+            &cluster.db.url,
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE cause = 'accrual'"
+        )
+        .await,
+        numbers.len() as i64
+    );
+    assert_ledger_matches_in(&cluster.db.url).await;
 }
 
 macro_rules! postgres_only {
@@ -484,31 +546,7 @@ async fn killing_leaders_and_followers_in_turn_loses_nothing_and_doubles_nothing
     assert_eq!(killed_ever.len(), 3, "every instance was killed");
     eprintln!("takeovers after kill -9: {takeovers:?}");
 
-    // Every order earns 1..=18 points now; each is credited exactly once.
-    for (k, number) in numbers.iter().enumerate() {
-        server.script(number, vec![Reply::processed(&(k + 1).to_string())]);
-    }
-    let all = eventually(Duration::from_secs(30), || async {
-        let orders = cluster.orders(0, &user).await;
-        (orders.len() == numbers.len() && orders.iter().all(|o| o["status"] == "PROCESSED"))
-            .then_some(())
-    })
-    .await;
-    assert!(all.is_some(), "every order processed after three failovers");
-    let total: usize = (1..=numbers.len()).sum();
-    assert_eq!(
-        cluster.balance(1, &user).await,
-        format!(r#"{{"current":{total},"withdrawn":0}}"#)
-    );
-    assert_eq!(
-        scalar(
-            &cluster.db.url,
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE cause = 'accrual'"
-        )
-        .await,
-        numbers.len() as i64
-    );
-    assert_ledger_matches_in(&cluster.db.url).await;
+    credited_once(&cluster, &server, &user, &numbers).await;
 }
 
 async fn a_frozen_leader_is_replaced_and_steps_down_when_it_wakes() {
@@ -562,45 +600,19 @@ async fn a_frozen_leader_is_replaced_and_steps_down_when_it_wakes() {
         "one leader after the old one woke up"
     );
 
-    for (k, number) in numbers.iter().enumerate() {
-        server.script(number, vec![Reply::processed(&(k + 1).to_string())]);
-    }
-    let all = eventually(Duration::from_secs(30), || async {
-        let orders = cluster.orders(0, &user).await;
-        (orders.len() == numbers.len() && orders.iter().all(|o| o["status"] == "PROCESSED"))
-            .then_some(())
-    })
-    .await;
-    assert!(all.is_some(), "every order processed");
-    assert_eq!(
-        cluster.balance(1, &user).await,
-        r#"{"current":10,"withdrawn":0}"#
-    );
-    assert_eq!(
-        scalar(
-            &cluster.db.url,
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE cause = 'accrual'"
-        )
-        .await,
-        4
-    );
-    assert_ledger_matches_in(&cluster.db.url).await;
+    credited_once(&cluster, &server, &user, &numbers).await;
 }
 
 async fn a_claim_storm_over_three_instances_never_over_issues() {
     let accrual = TestAccrual::instant();
     let cluster = Cluster::start(3, |_| accrual.url.clone()).await;
-    let created = cluster
-        .admin(0, reqwest::Method::POST, "/api/admin/campaigns")
-        .body(
+    cluster
+        .create(
+            "/api/admin/campaigns",
             json!({"id": "storm", "title": "storm", "kind": "fixed", "value": 300,
-                   "quantity": 150, "per_user": 2, "price": 0, "prefix": "C"})
-            .to_string(),
+                   "quantity": 150, "per_user": 2, "price": 0, "prefix": "C"}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+        .await;
     let mut users = Vec::new();
     for chunk in 0..10 {
         users.extend(join_all((0..10).map(|i| cluster.register(chunk * 10 + i))).await);
@@ -644,14 +656,7 @@ async fn a_claim_storm_over_three_instances_never_over_issues() {
     .await;
     assert!(per_user_max <= 2, "a shopper holds {per_user_max} codes");
     for i in 0..3 {
-        let view: Value = cluster
-            .admin(i, reqwest::Method::GET, "/api/admin/campaigns/storm")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view: Value = cluster.admin_json(i, "/api/admin/campaigns/storm").await;
         assert_eq!(
             (view["issued"].clone(), view["remaining"].clone()),
             (json!(150), json!(0)),
@@ -673,24 +678,19 @@ async fn a_request_repeated_on_every_instance_at_once_takes_effect_once() {
         &[("--fulfilment-address", warehouse.url.as_str())],
     )
     .await;
-    let reward = cluster
-        .admin(0, reqwest::Method::POST, "/api/admin/rewards")
-        .body(json!({"sku": "once-sku", "title": "once", "price": 100, "stock": 5}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reward.status(), StatusCode::CREATED);
-    let created = cluster
-        .admin(0, reqwest::Method::POST, "/api/admin/campaigns")
-        .body(
-            json!({"id": "once", "title": "once", "kind": "fixed", "value": 300,
-                   "quantity": 50, "per_user": 5, "price": 100, "prefix": "O"})
-            .to_string(),
+    cluster
+        .create(
+            "/api/admin/rewards",
+            json!({"sku": "once-sku", "title": "once", "price": 100, "stock": 5}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+        .await;
+    cluster
+        .create(
+            "/api/admin/campaigns",
+            json!({"id": "once", "title": "once", "kind": "fixed", "value": 300,
+                   "quantity": 50, "per_user": 5, "price": 100, "prefix": "O"}),
+        )
+        .await;
     let user = cluster.register(0).await;
     fund(&cluster, &accrual, &user, 1000).await;
 
@@ -773,14 +773,7 @@ async fn a_request_repeated_on_every_instance_at_once_takes_effect_once() {
             r#"{"current":550,"withdrawn":250}"#,
             "instance {i}"
         );
-        let rewards: Value = cluster
-            .admin(i, reqwest::Method::GET, "/api/admin/rewards")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rewards: Value = cluster.admin_json(i, "/api/admin/rewards").await;
         assert_eq!(rewards[0]["stock"], json!(4), "instance {i}");
     }
     assert_eq!(
