@@ -23,6 +23,9 @@ pub struct Db {
     /// Whether other instances write to this database too: then a cached balance is a
     /// hint, and every decision and every read starts from the stored row.
     pub shared: bool,
+    /// Order lists kept between reads when alone on the database; every writer of an
+    /// order tells it after the commit.
+    pub order_lists: crate::orders::OrderLists,
 }
 
 impl Db {
@@ -45,6 +48,7 @@ impl Db {
                 writer,
                 reader,
                 shared: false,
+                order_lists: Default::default(),
             })
         } else {
             let mut options = ConnectOptions::new(url);
@@ -59,6 +63,7 @@ impl Db {
                 writer: pool.clone(),
                 reader: pool,
                 shared: false,
+                order_lists: Default::default(),
             })
         }
     }

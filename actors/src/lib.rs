@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod accrual;
+pub mod batch;
 pub mod coupons;
 pub mod db;
 pub mod domain;

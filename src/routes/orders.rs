@@ -103,7 +103,7 @@ pub async fn list(
         .await
         .map_err(ApiError::internal)??;
     let items: Vec<OrderItem> = orders
-        .into_iter()
+        .iter()
         .map(|order| OrderItem {
             number: order.number.to_string(),
             status: order.status.as_str(),

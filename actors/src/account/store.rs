@@ -9,8 +9,10 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
 };
 use serde::Serialize;
+use std::collections::HashMap;
 use tracing::instrument;
 
+use super::Withdraw;
 use crate::db::{now, stored_points, Db};
 use crate::domain::{Cents, OrderNumber, Points, UserId};
 use crate::error::AccountError;
@@ -241,6 +243,150 @@ pub async fn withdraw(
     Err(AccountError::Contended)
 }
 
+/// Charges a run of withdrawals queued for one account: decided in order against
+/// `state` and committed in one transaction, with exactly the answers, ledger entries,
+/// events and version they would have had one by one. Returns one answer each and the
+/// state to keep (`None` when the last one failed: the next decision reloads).
+#[instrument(skip_all, fields(user = %user, withdrawals = run.len()))]
+pub async fn withdraw_all(
+    db: &Db,
+    state: AccountState,
+    user: UserId,
+    run: &[Withdraw],
+) -> (
+    Vec<Result<WithdrawOutcome, AccountError>>,
+    Option<AccountState>,
+) {
+    if run.len() > 1 {
+        match withdraw_together(db, state, user, run).await {
+            Ok(Some((answers, next))) => return (answers, Some(next)),
+            // A number was spent before, another instance wrote this balance, or a
+            // statement failed: nothing was written; one at a time, each with its own
+            // retries, decides exactly.
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "a group of withdrawals failed; one at a time"),
+        }
+    }
+    let mut answers = Vec::with_capacity(run.len());
+    let mut now = Some(state);
+    for msg in run {
+        let state = match now {
+            Some(state) => state,
+            None => match load(&db.reader, user).await {
+                Ok(state) => state,
+                Err(error) => {
+                    answers.push(Err(error));
+                    continue;
+                }
+            },
+        };
+        match withdraw(db, state, user, &msg.order, msg.sum).await {
+            Ok((outcome, next)) => {
+                answers.push(Ok(outcome));
+                now = Some(next);
+            }
+            Err(error) => {
+                answers.push(Err(error));
+                now = None;
+            }
+        }
+    }
+    (answers, now)
+}
+
+/// [`withdraw_all`]'s one transaction: `None`, with nothing written, when one of the
+/// numbers was spent before or the balance changed since `state` was read.
+async fn withdraw_together(
+    db: &Db,
+    state: AccountState,
+    user: UserId,
+    run: &[Withdraw],
+) -> Result<Option<(Vec<Result<WithdrawOutcome, AccountError>>, AccountState)>, AccountError> {
+    // Numbers are taken to be new, as they nearly always are: a number spent before makes
+    // the insert below come up short, and the run is decided one at a time instead. A
+    // number spent earlier in the run is this user's.
+    let mut spent: HashMap<&str, Points> = HashMap::new();
+    let mut next = state;
+    let mut answers = Vec::with_capacity(run.len());
+    let mut charged = Vec::new();
+    for msg in run {
+        let answer = match spent.get(msg.order.as_str()) {
+            Some(&sum) if sum == msg.sum => Ok(WithdrawOutcome::Replayed),
+            Some(_) => Err(AccountError::OrderAlreadyUsed),
+            None => match (
+                next.current.checked_sub(msg.sum),
+                next.withdrawn.checked_add(msg.sum),
+            ) {
+                // Precedence as one by one: a number spent before answers before funds.
+                (None, _) => {
+                    match earlier_withdrawal(&db.reader, user, &msg.order, msg.sum).await {
+                        Ok(Some(outcome)) => Ok(outcome),
+                        Ok(None) => Err(AccountError::InsufficientFunds),
+                        Err(refusal) => Err(refusal),
+                    }
+                }
+                (Some(_), None) => Err(AccountError::Overflow),
+                (Some(current), Some(withdrawn)) => {
+                    next = AccountState {
+                        current,
+                        withdrawn,
+                        version: next.version + 1,
+                    };
+                    spent.insert(msg.order.as_str(), msg.sum);
+                    charged.push((msg, next));
+                    Ok(WithdrawOutcome::Charged)
+                }
+            },
+        };
+        answers.push(answer);
+    }
+    if charged.is_empty() {
+        return Ok(Some((answers, state)));
+    }
+    let at = now();
+    let txn = db.writer.begin().await?;
+    let inserted =
+        withdrawals::Entity::insert_many(charged.iter().map(|(msg, _)| withdrawals::ActiveModel {
+            order_number: Set(msg.order.to_string()),
+            user_id: Set(user.0),
+            sum: Set(msg.sum.cents()),
+            processed_at: Set(at),
+            ..Default::default()
+        }))
+        .on_conflict_do_nothing_on([withdrawals::Column::OrderNumber])
+        .exec_without_returning(&txn)
+        .await?;
+    if !matches!(inserted, TryInsertResult::Inserted(n) if n == charged.len() as u64) {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let entries = charged.iter().map(|(msg, after)| Entry {
+        delta: -msg.sum.cents(),
+        cause: CAUSE_WITHDRAWAL,
+        reference: msg.order.as_str(),
+        balance: after.current,
+    });
+    let events = charged
+        .iter()
+        .map(|(msg, after)| {
+            let withdrawn = Withdrawn {
+                order: &msg.order,
+                sum: msg.sum,
+                balance: after.current,
+                withdrawn: after.withdrawn,
+            };
+            NewEvent::new(EventKind::PointsWithdrawn, Some(user), &withdrawn)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !post_entries(&txn, user, state, entries, next).await? {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    events::record_all(&txn, events).await?;
+    txn.commit().await?;
+    Ok(Some((answers, next)))
+}
+
 /// Marks `order` PROCESSED with `amount` and adds `amount` to the balance, in one
 /// transaction; an order that is final already is left alone.
 #[instrument(skip_all, fields(user = %user, order = %order))]
@@ -276,6 +422,7 @@ pub async fn credit(
         if amount.is_zero() {
             events::record_all(&txn, [status]).await?;
             txn.commit().await?;
+            db.order_lists.changed(user);
             return Ok((CreditOutcome::Credited, state));
         }
         let change = Change {
@@ -294,6 +441,7 @@ pub async fn credit(
                 let credited = NewEvent::new(EventKind::PointsCredited, Some(user), &credited)?;
                 events::record_all(&txn, [status, credited]).await?;
                 txn.commit().await?;
+                db.order_lists.changed(user);
                 return Ok((CreditOutcome::Credited, next));
             }
             None => {
@@ -437,22 +585,52 @@ pub(crate) async fn post(
     change: Change,
     reference: &str,
 ) -> Result<Option<AccountState>, DbErr> {
-    ledger::Entity::insert(ledger::ActiveModel {
-        user_id: Set(user.0),
-        delta: Set(change.delta),
-        cause: Set(change.cause.to_owned()),
-        reference: Set(reference.to_owned()),
-        created_at: Set(now()),
-        balance_after: Set(Some(change.current.cents())),
-        ..Default::default()
-    })
-    .exec_without_returning(txn)
-    .await?;
     let next = AccountState {
         current: change.current,
         withdrawn: change.withdrawn,
         version: state.version + 1,
     };
+    let entry = Entry {
+        delta: change.delta,
+        cause: change.cause,
+        reference,
+        balance: change.current,
+    };
+    Ok(post_entries(txn, user, state, [entry], next)
+        .await?
+        .then_some(next))
+}
+
+/// One ledger entry: a signed change and the balance right after it.
+struct Entry<'a> {
+    delta: i64,
+    cause: &'static str,
+    reference: &'a str,
+    balance: Points,
+}
+
+/// Appends `entries` to the ledger and writes `next` as the balance inside `txn`, if the
+/// balance row is still at `state.version`; `false`, with the caller to roll back, when
+/// someone wrote first.
+async fn post_entries<'a>(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    state: AccountState,
+    entries: impl IntoIterator<Item = Entry<'a>>,
+    next: AccountState,
+) -> Result<bool, DbErr> {
+    let at = now();
+    ledger::Entity::insert_many(entries.into_iter().map(|entry| ledger::ActiveModel {
+        user_id: Set(user.0),
+        delta: Set(entry.delta),
+        cause: Set(entry.cause.to_owned()),
+        reference: Set(entry.reference.to_owned()),
+        created_at: Set(at),
+        balance_after: Set(Some(entry.balance.cents())),
+        ..Default::default()
+    }))
+    .exec_without_returning(txn)
+    .await?;
     let result = accounts::Entity::update_many()
         .col_expr(accounts::Column::Current, Expr::value(next.current.cents()))
         .col_expr(
@@ -464,5 +642,5 @@ pub(crate) async fn post(
         .filter(accounts::Column::Version.eq(state.version))
         .exec(txn)
         .await?;
-    Ok((result.rows_affected == 1).then_some(next))
+    Ok(result.rows_affected == 1)
 }

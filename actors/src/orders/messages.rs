@@ -29,7 +29,7 @@ pub struct RegisterOrder {
 
 /// Lists a user's orders, oldest upload first.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Vec<OrderView>, OrderError>")]
+#[rtype(result = "Result<std::sync::Arc<Vec<OrderView>>, OrderError>")]
 pub struct ListOrders {
     /// Whose.
     pub user: UserId,

@@ -9,11 +9,14 @@ use sea_orm::{
     QueryOrder, Statement, TransactionTrait, TryInsertResult,
 };
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
 use tracing::instrument;
 
 use crate::db::{now, stored_points, Db};
 use crate::domain::{OrderNumber, Points, UserId};
 use crate::events::store::{self as events, EventKind, NewEvent};
+use crate::leadership::ORDERS_CHANNEL;
 
 /// Where an order stands with the accrual system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,6 +192,7 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
         }
     };
     if inserted {
+        db.order_lists.changed(user);
         return Ok(Acceptance::Accepted(PendingOrder {
             number: number.clone(),
             user,
@@ -210,9 +214,135 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
     })
 }
 
-/// A user's orders, oldest upload first.
+/// Accepts a group of uploads queued for the registry, decided in arrival order and
+/// committed in one transaction (with their `order.uploaded` events): exactly the
+/// answers they would have had one by one. One answer each.
+#[instrument(skip_all, fields(uploads = uploads.len()))]
+pub async fn accept_all(
+    db: &Db,
+    uploads: &[(UserId, OrderNumber)],
+) -> Vec<Result<Acceptance, DbErr>> {
+    if uploads.len() > 1 {
+        match accept_together(db, uploads).await {
+            Ok(Some(answers)) => return answers.into_iter().map(Ok).collect(),
+            // A number was uploaded before, or a statement failed: nothing was
+            // written; one at a time decides exactly.
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "a group of uploads failed; one at a time"),
+        }
+    }
+    let mut answers = Vec::with_capacity(uploads.len());
+    for (user, number) in uploads {
+        answers.push(accept(db, *user, number).await);
+    }
+    answers
+}
+
+/// [`accept_all`]'s one transaction: `None`, with nothing written, when one of the
+/// numbers was uploaded before.
+async fn accept_together(
+    db: &Db,
+    uploads: &[(UserId, OrderNumber)],
+) -> Result<Option<Vec<Acceptance>>, DbErr> {
+    // Numbers are taken to be new, as they nearly always are: one uploaded before makes
+    // the insert below come up short, and the group is decided one at a time instead. A
+    // number uploaded earlier in the group belongs to that upload's user.
+    let mut owners: HashMap<&str, UserId> = HashMap::new();
+    let uploaded_at = now();
+    let mut new = Vec::new();
+    let mut answers = Vec::with_capacity(uploads.len());
+    for (user, number) in uploads {
+        let answer = match owners.get(number.as_str()) {
+            Some(owner) if owner == user => Acceptance::AlreadyYours,
+            Some(_) => Acceptance::TakenByOther,
+            None => {
+                owners.insert(number.as_str(), *user);
+                new.push((*user, number));
+                Acceptance::Accepted(PendingOrder {
+                    number: number.clone(),
+                    user: *user,
+                    status: OrderStatus::New,
+                    attempts: 0,
+                    next_poll_at: uploaded_at,
+                    uploaded_at,
+                })
+            }
+        };
+        answers.push(answer);
+    }
+    if new.is_empty() {
+        return Ok(Some(answers));
+    }
+    let events = new
+        .iter()
+        .map(|(user, number)| {
+            NewEvent::new(
+                EventKind::OrderUploaded,
+                Some(*user),
+                &Uploaded { order: number },
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let txn = db.writer.begin().await?;
+    let inserted =
+        orders::Entity::insert_many(new.iter().map(|(user, number)| orders::ActiveModel {
+            number: Set(number.to_string()),
+            user_id: Set(user.0),
+            status: Set(OrderStatus::New.as_str().to_owned()),
+            accrual: Set(None),
+            uploaded_at: Set(uploaded_at),
+            attempts: Set(0),
+            next_poll_at: Set(Some(uploaded_at)),
+            ..Default::default()
+        }))
+        .on_conflict_do_nothing_on([orders::Column::Number])
+        .exec_without_returning(&txn)
+        .await?;
+    if !matches!(inserted, TryInsertResult::Inserted(n) if n == new.len() as u64) {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    events::record_all(&txn, events).await?;
+    if db.shared {
+        // Delivered on commit, and only then, as with a single upload.
+        let notices: Vec<String> = (1..=new.len())
+            .map(|k| format!("pg_notify('{ORDERS_CHANNEL}', ${k})"))
+            .collect();
+        let payloads = new
+            .iter()
+            .map(|(user, number)| format!("{}:{}", user.0, number.as_str()).into());
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {}", notices.join(", ")),
+            payloads,
+        ))
+        .await?;
+    }
+    txn.commit().await?;
+    for (user, _) in &new {
+        db.order_lists.changed(*user);
+    }
+    Ok(Some(answers))
+}
+
+/// A user's orders, oldest upload first: the kept list when alone on the database,
+/// else (or when none is kept) read along the `user_id` index.
 #[instrument(skip_all, fields(user = %user))]
-pub async fn list(db: &Db, user: UserId) -> Result<Vec<OrderView>, DbErr> {
+pub async fn list(db: &Db, user: UserId) -> Result<Arc<Vec<OrderView>>, DbErr> {
+    if db.shared {
+        return Ok(Arc::new(read_list(db, user).await?));
+    }
+    match db.order_lists.get(user) {
+        Ok(list) => Ok(list),
+        Err(reading) => {
+            let list = Arc::new(read_list(db, user).await?);
+            db.order_lists.keep(user, reading, list.clone());
+            Ok(list)
+        }
+    }
+}
+
+async fn read_list(db: &Db, user: UserId) -> Result<Vec<OrderView>, DbErr> {
     orders::Entity::find()
         .filter(orders::Column::UserId.eq(user.0))
         .order_by_asc(orders::Column::Id)
@@ -261,6 +391,7 @@ pub async fn mark_invalid(db: &Db, user: UserId, order: &OrderNumber) -> Result<
     };
     events::record(&txn, EventKind::OrderStatusChanged, Some(user), &changed).await?;
     txn.commit().await?;
+    db.order_lists.changed(user);
     Ok(true)
 }
 
@@ -324,6 +455,7 @@ pub async fn reschedule(
             events::record(&txn, EventKind::OrderStatusChanged, Some(user), &changed).await?;
         }
         txn.commit().await?;
+        db.order_lists.changed(user);
     }
     orders::Entity::update_many()
         .col_expr(orders::Column::Status, Expr::value(status.as_str()))
