@@ -1,16 +1,19 @@
-//! The campaign actor: the write path of one campaign's pool. Claims are handled one at a
-//! time: the actor picks the next free code from its cursor and the shopper's account
-//! actor binds it and charges for it in one commit; the database decides whether the code
-//! was still free. The shop's checkout uses codes through it too.
+//! The campaign actor: the write path of one campaign's pool. Claims waiting while a group
+//! is decided make up the next group (see [`crate::batch`]): the actor hands each a free
+//! code from its cursor and each shopper's account actor binds it and charges for it in
+//! one commit; the database decides whether the code was still free. The shop's checkout uses codes through it too.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::join_all;
 use sea_orm::DbErr;
 
 use super::store::{self, Binding, CouponView, Redemption};
 use super::{Claim, UseCoupon};
 use crate::account::{Accounts, PayForCoupon};
+use crate::batch::{self, Batched, GroupCommit};
 use crate::db::{now, Db};
 use crate::domain::Points;
 use crate::error::AccountError;
@@ -91,6 +94,7 @@ pub struct CampaignActor {
     cursor: i64,
     idle: Duration,
     last_used: Instant,
+    queue: GroupCommit<Claim, Result<Claimed, CouponError>>,
 }
 
 impl CampaignActor {
@@ -103,6 +107,7 @@ impl CampaignActor {
             cursor: 1,
             idle,
             last_used: Instant::now(),
+            queue: GroupCommit::default(),
         }
     }
 }
@@ -113,7 +118,7 @@ impl Actor for CampaignActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let tick = (self.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
         ctx.run_interval(tick, |actor, ctx| {
-            if actor.last_used.elapsed() >= actor.idle {
+            if actor.last_used.elapsed() >= actor.idle && !actor.queue.busy() {
                 ctx.stop();
             }
         });
@@ -138,14 +143,16 @@ async fn replayed(db: &Db, msg: &Claim) -> Result<Option<Claimed>, CouponError> 
     Ok(Some(Claimed::Replayed(view)))
 }
 
-/// Decides one claim: the window, the key, the shopper's limit, then the next free code,
-/// bound and paid for through the shopper's account actor. Returns the new cursor.
+/// Decides one claim: the window, the key, the shopper's limit, then a free code — `code`
+/// when given, else the next one — bound and paid for through the shopper's account
+/// actor. Returns the new cursor.
 async fn claim(
     db: Db,
     accounts: Accounts,
     id: String,
     mut cursor: i64,
     msg: Claim,
+    mut code: Option<(String, i64)>,
 ) -> (i64, Result<Claimed, CouponError>) {
     let result = async {
         // What a campaign is never changes: read it once per claim from the row alone;
@@ -173,7 +180,11 @@ async fn claim(
             return Err(CouponError::LimitReached);
         }
         for _ in 0..TAKEN_RETRIES {
-            let Some((code, pos)) = store::next_free(&db, &id, cursor).await? else {
+            let free = match code.take() {
+                Some(given) => Some(given),
+                None => store::next_free(&db, &id, cursor).await?,
+            };
+            let Some((code, pos)) = free else {
                 return Err(CouponError::SoldOut);
             };
             let binding = Binding {
@@ -226,24 +237,102 @@ async fn claim(
     (cursor, result)
 }
 
-impl Handler<Claim> for CampaignActor {
-    type Result = AtomicResponse<Self, Result<Claimed, CouponError>>;
+/// Decides a group of claims. Each round takes the earliest claim left of every shopper
+/// in the group: one shopper's claims are decided one after another, in order, and
+/// different shoppers' side by side, each with a free code of its own handed out in pool
+/// order. Returns the new cursor and one answer per claim.
+async fn claim_all(
+    db: Db,
+    accounts: Accounts,
+    id: String,
+    mut cursor: i64,
+    claims: Vec<Claim>,
+) -> (i64, Vec<Result<Claimed, CouponError>>) {
+    let mut answers: Vec<Option<Result<Claimed, CouponError>>> =
+        claims.iter().map(|_| None).collect();
+    let mut left: Vec<(usize, Claim)> = claims.into_iter().enumerate().collect();
+    while !left.is_empty() {
+        let mut shoppers = HashSet::new();
+        let (round, later): (Vec<_>, Vec<_>) = left
+            .into_iter()
+            .partition(|(_, msg)| shoppers.insert(msg.user));
+        left = later;
+        // When the codes cannot be listed, each claim looks for its own.
+        let codes = store::free_codes(&db, &id, cursor, round.len())
+            .await
+            .unwrap_or_default();
+        let positions: Vec<i64> = codes.iter().map(|(_, pos)| *pos).collect();
+        let mut codes = codes.into_iter();
+        let decided = join_all(round.into_iter().map(|(k, msg)| {
+            let work = claim(
+                db.clone(),
+                accounts.clone(),
+                id.clone(),
+                cursor,
+                msg,
+                codes.next(),
+            );
+            async move { (k, work.await) }
+        }))
+        .await;
+        // The cursor stops before the first code handed out and left free; when every
+        // one was taken, after the furthest any claim went.
+        let mut taken = HashSet::new();
+        let mut furthest = cursor;
+        for (k, (reached, answer)) in decided {
+            furthest = furthest.max(reached);
+            if let Ok(Claimed::Created(_)) = &answer {
+                taken.insert(reached - 1);
+            }
+            answers[k] = Some(answer);
+        }
+        cursor = positions
+            .iter()
+            .find(|pos| !taken.contains(pos))
+            .copied()
+            .unwrap_or(furthest);
+    }
+    let answers = answers
+        .into_iter()
+        .map(|answer| answer.unwrap_or(Err(CouponError::Unavailable(MailboxError::Closed))))
+        .collect();
+    (cursor, answers)
+}
 
-    fn handle(&mut self, msg: Claim, _: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
-        let work = claim(
+impl Batched for CampaignActor {
+    type Op = Claim;
+    type Out = Result<Claimed, CouponError>;
+
+    fn queue(&mut self) -> &mut GroupCommit<Claim, Self::Out> {
+        &mut self.queue
+    }
+
+    fn commit(&mut self, claims: Vec<Claim>) -> ResponseActFuture<Self, Vec<Self::Out>> {
+        let work = claim_all(
             self.db.clone(),
             self.accounts.clone(),
             self.id.clone(),
             self.cursor,
-            msg,
+            claims,
         );
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            |(cursor, result), actor, _| {
-                actor.cursor = actor.cursor.max(cursor);
-                result
-            },
-        )))
+        Box::pin(work.into_actor(self).map(|(cursor, answers), actor, _| {
+            actor.cursor = cursor;
+            answers
+        }))
+    }
+}
+
+impl Handler<Claim> for CampaignActor {
+    type Result = ResponseFuture<Result<Claimed, CouponError>>;
+
+    fn handle(&mut self, msg: Claim, ctx: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        let answered = batch::submit(self, ctx, msg);
+        Box::pin(async move {
+            answered
+                .await
+                .unwrap_or(Err(CouponError::Unavailable(MailboxError::Closed)))
+        })
     }
 }
 

@@ -521,14 +521,27 @@ pub async fn held(db: &Db, campaign: &str, user: i64) -> Result<u64, DbErr> {
 
 /// The first free code of `campaign` at or after position `from`.
 pub async fn next_free(db: &Db, campaign: &str, from: i64) -> Result<Option<(String, i64)>, DbErr> {
+    Ok(free_codes(db, campaign, from, 1).await?.pop())
+}
+
+/// The first `count` free codes of `campaign` at or after position `from`, in pool order.
+pub async fn free_codes(
+    db: &Db,
+    campaign: &str,
+    from: i64,
+    count: usize,
+) -> Result<Vec<(String, i64)>, DbErr> {
     Ok(coupons::Entity::find()
         .filter(coupons::Column::CampaignId.eq(campaign))
         .filter(coupons::Column::Pos.gte(from))
         .filter(coupons::Column::UserId.is_null())
         .order_by_asc(coupons::Column::Pos)
-        .one(&db.writer)
+        .limit(u64::try_from(count).unwrap_or(u64::MAX))
+        .all(&db.writer)
         .await?
-        .map(|row| (row.code, row.pos)))
+        .into_iter()
+        .map(|row| (row.code, row.pos))
+        .collect())
 }
 
 /// What a campaign is, without its counters.
