@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{load, luhn_number, ms, register, Accrual, Cli, Run, Service};
+use super::{load, luhn_number, ms, register_all, Accrual, Cli, Run, Service};
 
 /// The instances of one run.
 struct Instances {
@@ -35,13 +35,7 @@ impl Instances {
 
     /// Registers `count` shoppers, spread over the instances; their tokens.
     async fn register(&self, tag: &str, count: usize) -> anyhow::Result<Vec<String>> {
-        let client = reqwest::Client::new();
-        let mut tokens = Vec::with_capacity(count);
-        for i in 0..count {
-            let login = format!("bench-{tag}-{i}");
-            tokens.push(register(&client, self.url(i, "/api/user/register"), &login).await?);
-        }
-        Ok(tokens)
+        register_all(tag, count, |i| self.url(i, "/api/user/register")).await
     }
 
     /// The instance that reports itself the leader, waiting up to `within`.
