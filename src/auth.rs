@@ -9,7 +9,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
-use gophermart_actors::account::{Accounts, CheckAccount};
+use gophermart_actors::account::Accounts;
 use gophermart_actors::domain::UserId;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -299,8 +299,8 @@ impl FromRequest for AuthUser {
             let user = user?;
             let accounts =
                 accounts.ok_or_else(|| ApiError::internal("accounts are not configured"))?;
-            // Answered from the account actor's memory once it is warm.
-            accounts.ask(user, CheckAccount).await?;
+            // Answered from what the account actor published once it is warm.
+            accounts.check(user).await?;
             Ok(AuthUser(user))
         })
     }

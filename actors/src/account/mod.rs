@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 pub use messages::*;
-pub use registry::{AccountRegistry, Accounts};
+pub use registry::{AccountRegistry, Accounts, Committed};
 use store::AccountState;
 
 use crate::batch::{self, Batched, GroupCommit};
@@ -30,6 +30,7 @@ pub struct AccountActor {
     idle: Duration,
     last_used: Instant,
     queue: GroupCommit<Mutation, Done>,
+    committed: Committed,
 }
 
 /// A mutation waiting in the account's queue.
@@ -65,8 +66,9 @@ pub enum Done {
 }
 
 impl AccountActor {
-    /// An actor for `user` that stops after `idle` without messages.
-    pub fn new(user: UserId, db: Db, idle: Duration) -> Self {
+    /// An actor for `user` that stops after `idle` without messages and publishes what
+    /// it commits to `committed`.
+    pub fn new(user: UserId, db: Db, idle: Duration, committed: Committed) -> Self {
         Self {
             user,
             db,
@@ -74,6 +76,7 @@ impl AccountActor {
             idle,
             last_used: Instant::now(),
             queue: GroupCommit::default(),
+            committed,
         }
     }
 
@@ -117,6 +120,13 @@ impl Batched for AccountActor {
                 .into_actor(self)
                 .map(|(state, outs), actor, _| {
                     actor.state = state;
+                    // Published before anyone in the group is answered; alone on the
+                    // database only, where the cache is the truth.
+                    let balance = state.filter(|_| !actor.db.shared).map(|state| Balance {
+                        current: state.current,
+                        withdrawn: state.withdrawn,
+                    });
+                    actor.committed.set(balance);
                     outs
                 }),
         )

@@ -9,7 +9,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
 use super::messages::{
-    Balance, FindLogin, GetAccount, GetBalance, OpenAccount, ReplacePasswordHash,
+    Balance, CheckAccount, FindLogin, GetAccount, GetBalance, OpenAccount, ReplacePasswordHash,
 };
 use super::store::{self, Credentials};
 use super::AccountActor;
@@ -42,6 +42,20 @@ impl AccountRegistry {
     }
 }
 
+/// How many actors stopping in one sweep make it worth returning freed memory.
+const RELEASE_AFTER: usize = 1024;
+
+/// Returns the allocator's free pages to the system: glibc keeps what a crowd of
+/// stopped actors freed, and the resident size would stay at the crowd's peak.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory of the allocator; it takes no
+    // pointers and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl Actor for AccountRegistry {
     type Context = Context<Self>;
 
@@ -50,8 +64,23 @@ impl Actor for AccountRegistry {
             .idle
             .clamp(Duration::from_millis(100), Duration::from_secs(60));
         ctx.run_interval(sweep, |registry, _| {
-            if let Some(mut live) = registry.live.write() {
-                live.retain(|_, addr| addr.connected());
+            let Some(mut live) = registry.live.write() else {
+                return;
+            };
+            let before = live.len();
+            live.retain(|_, entry| entry.addr.connected());
+            let stopped = before - live.len();
+            if stopped == 0 {
+                return;
+            }
+            // A map never gives its table back by itself: after a crowd went idle, hand
+            // back what it grew to, and the pages the stopped actors' memory came from.
+            if live.len() < live.capacity() / 4 {
+                live.shrink_to_fit();
+            }
+            drop(live);
+            if stopped >= RELEASE_AFTER {
+                release_freed_memory();
             }
         });
     }
@@ -72,11 +101,17 @@ impl Handler<GetAccount> for AccountRegistry {
         }
         let (db, idle, user) = (self.db.clone(), self.idle, msg.user);
         let thread = &self.threads[user.0.unsigned_abs() as usize % self.threads.len()];
+        let committed = Committed::default();
+        let published = committed.clone();
         let addr = AccountActor::start_in_arbiter(&thread.handle(), move |_| {
-            AccountActor::new(user, db, idle)
+            AccountActor::new(user, db, idle, published)
         });
         if let Some(mut live) = self.live.write() {
-            live.insert(msg.user, addr.clone());
+            let entry = Entry {
+                addr: addr.clone(),
+                committed,
+            };
+            live.insert(msg.user, entry);
         }
         MessageResult(addr)
     }
@@ -92,7 +127,7 @@ impl Handler<CountLive> for AccountRegistry {
 
     fn handle(&mut self, _: CountLive, _: &mut Self::Context) -> usize {
         self.live.read().map_or(0, |live| {
-            live.values().filter(|addr| addr.connected()).count()
+            live.values().filter(|entry| entry.addr.connected()).count()
         })
     }
 }
@@ -130,22 +165,57 @@ impl Handler<ReplacePasswordHash> for AccountRegistry {
 
 /// The running account actors by user: written by the registry alone, read by every
 /// [`Accounts`] handle, so that a message to a live actor needs no hop through the
-/// registry.
+/// registry, and a read of what it committed needs no message at all.
 #[derive(Clone, Default)]
-struct Directory(Arc<RwLock<HashMap<UserId, Addr<AccountActor>>>>);
+struct Directory(Arc<RwLock<HashMap<UserId, Entry>>>);
+
+/// A live actor and what it published.
+struct Entry {
+    addr: Addr<AccountActor>,
+    committed: Committed,
+}
+
+/// The balance an account actor last committed, published by the actor itself before it
+/// answers anyone about that commit; `None` while it does not know (cold, after a
+/// failure, or when other instances write the balance too).
+#[derive(Debug, Clone, Default)]
+pub struct Committed(Arc<RwLock<Option<Balance>>>);
+
+impl Committed {
+    /// Publishes `balance`.
+    pub(super) fn set(&self, balance: Option<Balance>) {
+        if let Ok(mut published) = self.0.write() {
+            *published = balance;
+        }
+    }
+
+    fn get(&self) -> Option<Balance> {
+        self.0.read().ok().and_then(|published| *published)
+    }
+}
 
 impl Directory {
     /// The live actor of `user`, if there is one.
     fn find(&self, user: UserId) -> Option<Addr<AccountActor>> {
         let live = self.read()?;
-        live.get(&user).filter(|addr| addr.connected()).cloned()
+        live.get(&user)
+            .filter(|entry| entry.addr.connected())
+            .map(|entry| entry.addr.clone())
     }
 
-    fn read(&self) -> Option<RwLockReadGuard<'_, HashMap<UserId, Addr<AccountActor>>>> {
+    /// What `user`'s live actor last committed, when it knows.
+    fn committed(&self, user: UserId) -> Option<Balance> {
+        let live = self.read()?;
+        live.get(&user)
+            .filter(|entry| entry.addr.connected())
+            .and_then(|entry| entry.committed.get())
+    }
+
+    fn read(&self) -> Option<RwLockReadGuard<'_, HashMap<UserId, Entry>>> {
         self.0.read().ok()
     }
 
-    fn write(&self) -> Option<RwLockWriteGuard<'_, HashMap<UserId, Addr<AccountActor>>>> {
+    fn write(&self) -> Option<RwLockWriteGuard<'_, HashMap<UserId, Entry>>> {
         self.0.write().ok()
     }
 }
@@ -174,11 +244,15 @@ impl Accounts {
     }
 
     /// `user`'s balance as committed. Alone on its database the actor's memory is the
-    /// truth and answers; when other instances write too, the committed row is read here,
-    /// in the caller's task: a read decides nothing, so it need not wait in the actor's
-    /// line behind the writes of this instance, nor hop to its thread.
+    /// truth: what it published is read here, without a message, and a cold account asks
+    /// its actor. When other instances write too, the committed row is read here, in the
+    /// caller's task: a read decides nothing, so it need not wait in the actor's line
+    /// behind the writes of this instance, nor hop to its thread.
     pub async fn balance(&self, user: UserId) -> Result<Balance, AccountError> {
         if !self.db.shared {
+            if let Some(balance) = self.live.committed(user) {
+                return Ok(balance);
+            }
             return self.ask(user, GetBalance).await;
         }
         let state = store::load(&self.db.reader, user).await?;
@@ -186,6 +260,15 @@ impl Accounts {
             current: state.current,
             withdrawn: state.withdrawn,
         })
+    }
+
+    /// Confirms that `user` has an account: at once when its actor has loaded it (users
+    /// are never deleted), else by asking the actor, which loads it.
+    pub async fn check(&self, user: UserId) -> Result<(), AccountError> {
+        if self.live.committed(user).is_some() {
+            return Ok(());
+        }
+        self.ask(user, CheckAccount).await
     }
 
     /// Sends `msg` to `user`'s account actor, starting it if needed. An actor that stopped
