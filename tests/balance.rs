@@ -19,6 +19,7 @@ crate::on_both_backends!(
     withdrawals_are_listed_oldest_first_on_both_paths,
     fifty_concurrent_withdrawals_never_overdraw,
     concurrent_replays_of_one_withdrawal_charge_once,
+    a_crowd_of_withdrawals_on_one_account_is_decided_as_one_by_one,
 );
 
 async fn a_new_user_has_a_zero_balance(backend: Backend) {
@@ -275,6 +276,117 @@ async fn concurrent_replays_of_one_withdrawal_charge_once(backend: Backend) {
     assert!(statuses.iter().all(|r| r.status() == StatusCode::OK));
     assert_eq!(app.balance(&user).await, ("40".into(), "60".into()));
     assert_ledger_matches(&app).await;
+}
+
+/// Sixty-four withdrawals at once on one account — new numbers, numbers sent twice, a
+/// number sent with two sums, more than the balance covers — are committed in groups;
+/// each answer, the statement, the events and the version must be what one-by-one gives.
+async fn a_crowd_of_withdrawals_on_one_account_is_decided_as_one_by_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_user().await;
+    app.fund(&user, json!(100)).await;
+    let numbers: Vec<String> = (0..40).map(|_| order_number()).collect();
+    let mut bodies: Vec<Value> = numbers
+        .iter()
+        .map(|n| json!({"order": n, "sum": 3}))
+        .collect();
+    // Sent twice with the same sum, and once with another.
+    bodies.extend(numbers[..20].iter().map(|n| json!({"order": n, "sum": 3})));
+    bodies.extend(
+        numbers[20..24]
+            .iter()
+            .map(|n| json!({"order": n, "sum": 4})),
+    );
+    let answers = join_all(bodies.iter().map(|body| {
+        let (app, user) = (&app, &user);
+        async move { (body.clone(), app.post_withdraw(user, body).await.status()) }
+    }))
+    .await;
+
+    // Per number: charged once at most; every 200 for the sum charged, 409 for another.
+    let listed: Vec<Value> = app.get_withdrawals(&user).await.json().await.unwrap();
+    let charged: std::collections::HashMap<&str, i64> = listed
+        .iter()
+        .map(|w| (w["order"].as_str().unwrap(), w["sum"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        charged.len(),
+        listed.len(),
+        "a number charged twice: {listed:?}"
+    );
+    let spent: i64 = charged.values().sum();
+    let current = 100 - spent;
+    assert!(current >= 0);
+    for (body, status) in &answers {
+        let (number, sum) = (
+            body["order"].as_str().unwrap(),
+            body["sum"].as_i64().unwrap(),
+        );
+        let expected = match charged.get(number) {
+            Some(&paid) if paid == sum => StatusCode::OK,
+            Some(_) => StatusCode::CONFLICT,
+            // Refused for funds: the balance left cannot cover it (it only went down).
+            None => {
+                assert!(current < sum, "{body} refused with {current} left");
+                StatusCode::PAYMENT_REQUIRED
+            }
+        };
+        assert_eq!(*status, expected, "{body}");
+    }
+    assert!(charged.len() >= 32, "{} charged", charged.len());
+    assert_eq!(
+        app.balance(&user).await,
+        (current.to_string(), spent.to_string())
+    );
+
+    // The statement: one entry per charge, each balance the previous one minus the sum.
+    let statement: Vec<Value> = app
+        .get("/api/user/history?limit=200", Some(&user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(statement.len(), charged.len() + 1);
+    let mut balance = 0;
+    for entry in statement.iter().rev() {
+        balance += cents(&entry["amount"]);
+        assert_eq!(cents(&entry["balance"]), balance, "{entry}");
+    }
+    assert_eq!(balance, current * 100);
+
+    // One event per charge, and the version advanced once per change.
+    let db = Database::connect(app.db_url()).await.unwrap();
+    let backend = db.get_database_backend();
+    let count = |sql: &str| {
+        let db = &db;
+        let sql = sql.to_owned();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(backend, sql))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let events = count("SELECT COUNT(*) FROM events WHERE kind = 'points.withdrawn'").await;
+    assert_eq!(events, charged.len() as i64);
+    let version = count("SELECT MAX(version) FROM accounts").await;
+    assert_eq!(version, charged.len() as i64 + 1);
+    let _ = db.close().await;
+    assert_ledger_matches(&app).await;
+}
+
+/// A JSON amount of points in hundredths, read from its text.
+fn cents(amount: &Value) -> i64 {
+    let text = amount.to_string();
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => (-1, rest.to_owned()),
+        None => (1, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((&digits, ""));
+    let fraction = format!("{fraction:0<2}");
+    sign * (whole.parse::<i64>().unwrap() * 100 + fraction[..2].parse::<i64>().unwrap())
 }
 
 /// Reads the database behind the service: every balance equals its ledger summed.
