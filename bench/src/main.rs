@@ -161,6 +161,14 @@ enum Scenario {
     /// (`--other`, started beforehand with `-r http://127.0.0.1:<accrual-port>`), side by
     /// side: balance reads, order lists, withdrawals on one account, uploads.
     Compare(compare::Compare),
+    /// A bare actix-web server that answers every request with a constant balance, as
+    /// fast as this machine serves HTTP at all: the ceiling to read the other figures
+    /// against (load it with the same clients, e.g. `wrk -c64`).
+    Ceiling {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+    },
     /// A round-robin TCP proxy: each connection accepted on `--listen` goes to the next
     /// of `--to`, so that several instances answer on one address.
     Proxy {
@@ -194,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Scenario::Proxy { listen, to } => return cluster::proxy(listen, to).await,
+        Scenario::Ceiling { listen } => return ceiling(listen).await,
         Scenario::Compare(options) => return compare::compare(&cli, options).await,
         _ => {}
     }
@@ -263,10 +272,28 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Events { orders, nats_url } => {
             events(&cli, &mut service, &accrual, *orders, nats_url).await
         }
-        Scenario::Cluster { .. } | Scenario::Proxy { .. } | Scenario::Compare(_) => Ok(()),
+        Scenario::Cluster { .. }
+        | Scenario::Proxy { .. }
+        | Scenario::Ceiling { .. }
+        | Scenario::Compare(_) => Ok(()),
     };
     drop(service);
     result
+}
+
+async fn ceiling(listen: &str) -> anyhow::Result<()> {
+    println!("answering every request on {listen} with a constant balance");
+    actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(web::to(|| async {
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(r#"{"current":0,"withdrawn":0}"#)
+        }))
+    })
+    .bind(listen)?
+    .run()
+    .await?;
+    Ok(())
 }
 
 async fn http(
