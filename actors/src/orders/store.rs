@@ -168,19 +168,10 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
         }
         _ => {
             let txn = db.writer.begin().await?;
-            let inserted = orders::Entity::insert(orders::ActiveModel {
-                number: Set(number.to_string()),
-                user_id: Set(user.0),
-                status: Set(OrderStatus::New.as_str().to_owned()),
-                accrual: Set(None),
-                uploaded_at: Set(uploaded_at),
-                attempts: Set(0),
-                next_poll_at: Set(Some(uploaded_at)),
-                ..Default::default()
-            })
-            .on_conflict_do_nothing_on([orders::Column::Number])
-            .exec_without_returning(&txn)
-            .await?;
+            let inserted = orders::Entity::insert(new_order(user, number, uploaded_at))
+                .on_conflict_do_nothing_on([orders::Column::Number])
+                .exec_without_returning(&txn)
+                .await?;
             if matches!(inserted, TryInsertResult::Inserted(1)) {
                 events::record_all(&txn, [event]).await?;
                 txn.commit().await?;
@@ -284,17 +275,10 @@ async fn accept_together(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let txn = db.writer.begin().await?;
-    let inserted =
-        orders::Entity::insert_many(new.iter().map(|(user, number)| orders::ActiveModel {
-            number: Set(number.to_string()),
-            user_id: Set(user.0),
-            status: Set(OrderStatus::New.as_str().to_owned()),
-            accrual: Set(None),
-            uploaded_at: Set(uploaded_at),
-            attempts: Set(0),
-            next_poll_at: Set(Some(uploaded_at)),
-            ..Default::default()
-        }))
+    let rows = new
+        .iter()
+        .map(|(user, number)| new_order(*user, number, uploaded_at));
+    let inserted = orders::Entity::insert_many(rows)
         .on_conflict_do_nothing_on([orders::Column::Number])
         .exec_without_returning(&txn)
         .await?;
@@ -323,6 +307,20 @@ async fn accept_together(
         db.order_lists.changed(*user);
     }
     Ok(Some(answers))
+}
+
+/// The row of a number just uploaded: NEW, to be asked about at once.
+fn new_order(user: UserId, number: &OrderNumber, at: DateTime<FixedOffset>) -> orders::ActiveModel {
+    orders::ActiveModel {
+        number: Set(number.to_string()),
+        user_id: Set(user.0),
+        status: Set(OrderStatus::New.as_str().to_owned()),
+        accrual: Set(None),
+        uploaded_at: Set(at),
+        attempts: Set(0),
+        next_poll_at: Set(Some(at)),
+        ..Default::default()
+    }
 }
 
 /// A user's orders, oldest upload first: the kept list when alone on the database,
