@@ -13,7 +13,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 /// The most operations one commit takes; the rest wait for the next.
-pub const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 256;
 
 /// An actor whose writes are committed in groups.
 pub trait Batched: Actor<Context = Context<Self>> {

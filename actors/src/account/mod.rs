@@ -122,11 +122,8 @@ impl Batched for AccountActor {
                     actor.state = state;
                     // Published before anyone in the group is answered; alone on the
                     // database only, where the cache is the truth.
-                    let balance = state.filter(|_| !actor.db.shared).map(|state| Balance {
-                        current: state.current,
-                        withdrawn: state.withdrawn,
-                    });
-                    actor.committed.set(balance);
+                    let balance = state.filter(|_| !actor.db.shared);
+                    actor.committed.set(balance.map(AccountState::balance));
                     outs
                 }),
         )
@@ -164,11 +161,7 @@ async fn commit(
         };
         state = match op {
             Mutation::Load => {
-                let balance = Balance {
-                    current: now.current,
-                    withdrawn: now.withdrawn,
-                };
-                outs.push(Done::Loaded(Ok(balance)));
+                outs.push(Done::Loaded(Ok(now.balance())));
                 Some(now)
             }
             Mutation::Withdraw(first) => {
@@ -259,11 +252,7 @@ impl Handler<GetBalance> for AccountActor {
         match self.state.filter(|_| !self.db.shared) {
             Some(state) => {
                 self.touch();
-                let balance = Balance {
-                    current: state.current,
-                    withdrawn: state.withdrawn,
-                };
-                Box::pin(std::future::ready(Ok(balance)))
+                Box::pin(std::future::ready(Ok(state.balance())))
             }
             None => self.enqueue(ctx, Mutation::Load, |done| match done {
                 Done::Loaded(result) => Some(result),

@@ -255,11 +255,7 @@ impl Accounts {
             }
             return self.ask(user, GetBalance).await;
         }
-        let state = store::load(&self.db.reader, user).await?;
-        Ok(Balance {
-            current: state.current,
-            withdrawn: state.withdrawn,
-        })
+        Ok(store::load(&self.db.reader, user).await?.balance())
     }
 
     /// Confirms that `user` has an account: at once when its actor has loaded it (users

@@ -43,6 +43,16 @@ pub struct AccountState {
     pub version: i64,
 }
 
+impl AccountState {
+    /// The balance as its owner sees it.
+    pub fn balance(self) -> super::Balance {
+        super::Balance {
+            current: self.current,
+            withdrawn: self.withdrawn,
+        }
+    }
+}
+
 /// A registered user's id and password hash.
 #[derive(Debug, Clone)]
 pub struct Credentials {
