@@ -1,11 +1,19 @@
 //! Balance, withdrawals and their invariants.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{json, Value};
 
-use crate::helpers::{order_number, spawn_app, Backend, TestApp};
+use crate::helpers::{
+    base_args, eventually, order_number, spawn_app, Backend, TestAccrual, TestApp, TestDb,
+};
+use crate::process::ServiceProcess;
 
 crate::on_both_backends!(
     a_new_user_has_a_zero_balance,
@@ -20,6 +28,7 @@ crate::on_both_backends!(
     fifty_concurrent_withdrawals_never_overdraw,
     concurrent_replays_of_one_withdrawal_charge_once,
     a_crowd_of_withdrawals_on_one_account_is_decided_as_one_by_one,
+    a_kill_9_amid_many_accounts_writing_loses_no_answered_withdrawal,
 );
 
 async fn a_new_user_has_a_zero_balance(backend: Backend) {
@@ -378,6 +387,136 @@ async fn a_crowd_of_withdrawals_on_one_account_is_decided_as_one_by_one(backend:
 }
 
 /// A JSON amount of points in hundredths, read from its text.
+/// Many shoppers withdraw and are credited at once, so that their writes share commits;
+/// the process is killed in the middle. Each withdrawal answered `200` is already
+/// committed when the answer arrives (another connection sees it at once), every one of
+/// them is there after the kill, and every balance still equals its ledger.
+async fn a_kill_9_amid_many_accounts_writing_loses_no_answered_withdrawal(backend: Backend) {
+    let accrual = TestAccrual::instant();
+    let test_db = TestDb::create(backend).await;
+    let args = base_args(&test_db, &accrual.url);
+    let first = ServiceProcess::start(args.clone()).await;
+    let mut users = Vec::new();
+    for _ in 0..16 {
+        let user = first.register_user().await;
+        let order = order_number();
+        accrual.add_order_worth(&order, json!(1000)).await;
+        assert_eq!(first.post_order(&user, &order).await, StatusCode::ACCEPTED);
+        users.push(user);
+    }
+    for user in &users {
+        eventually(Duration::from_secs(15), || async {
+            (first.orders(user).await.first()?["status"] == "PROCESSED").then_some(())
+        })
+        .await
+        .expect("funded");
+    }
+    let client = reqwest::Client::new();
+    let watch = Database::connect(&test_db.url).await.unwrap();
+    let charged = Arc::new(AtomicUsize::new(0));
+    let withdrawals = users.iter().cycle().take(3200).map(|user| {
+        let (client, address, token) = (client.clone(), first.address.clone(), user.token.clone());
+        let (watch, charged) = (watch.clone(), Arc::clone(&charged));
+        async move {
+            let number = order_number();
+            let answer = client
+                .post(format!("{address}/api/user/balance/withdraw"))
+                .bearer_auth(token)
+                .json(&json!({"order": number, "sum": 0.5}))
+                .send()
+                .await;
+            if !matches!(&answer, Ok(answer) if answer.status() == StatusCode::OK) {
+                return None;
+            }
+            charged.fetch_add(1, Ordering::Relaxed);
+            let seen = watch
+                .query_one_raw(Statement::from_sql_and_values(
+                    watch.get_database_backend(),
+                    match watch.get_database_backend() {
+                        sea_orm::DbBackend::Postgres => {
+                            "SELECT 1 AS one FROM withdrawals WHERE order_number = $1"
+                        }
+                        _ => "SELECT 1 AS one FROM withdrawals WHERE order_number = ?",
+                    },
+                    [number.clone().into()],
+                ))
+                .await;
+            // Unreadable after the kill says nothing either way.
+            let committed = !matches!(seen, Ok(None));
+            Some((number, committed))
+        }
+    });
+    let mut credits = Vec::new();
+    for user in users.iter().cycle().take(200) {
+        let order = order_number();
+        accrual.add_order_worth(&order, json!(1.25)).await;
+        credits.push((user.token.clone(), order));
+    }
+    let uploads = credits.into_iter().map(|(token, order)| {
+        let (client, address) = (client.clone(), first.address.clone());
+        async move {
+            let _ = client
+                .post(format!("{address}/api/user/orders"))
+                .bearer_auth(token)
+                .header("Content-Type", "text/plain")
+                .body(order)
+                .send()
+                .await;
+        }
+    });
+    let withdrawals = tokio::spawn(join_all(withdrawals));
+    let uploads = tokio::spawn(join_all(uploads));
+    // Killed in the middle: some hundreds answered, the rest still coming.
+    eventually(Duration::from_secs(30), || async {
+        (charged.load(Ordering::Relaxed) >= 300).then_some(())
+    })
+    .await
+    .expect("withdrawals go through");
+    first.kill();
+    let answered: Vec<(String, bool)> = withdrawals.await.unwrap().into_iter().flatten().collect();
+    let _ = uploads.await;
+    watch.close().await.unwrap();
+    assert!(answered.len() < 3200, "the kill came after the storm");
+    let unseen: Vec<&String> = answered
+        .iter()
+        .filter_map(|(number, committed)| (!committed).then_some(number))
+        .collect();
+    assert!(
+        unseen.is_empty(),
+        "{} of {} withdrawals were answered before they were committed: {unseen:?}",
+        unseen.len(),
+        answered.len()
+    );
+    let answered: Vec<String> = answered.into_iter().map(|(number, _)| number).collect();
+
+    let db = Database::connect(&test_db.url).await.unwrap();
+    let stored: HashSet<String> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT order_number FROM withdrawals",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "order_number").unwrap())
+        .collect();
+    db.close().await.unwrap();
+    let lost: Vec<&String> = answered.iter().filter(|n| !stored.contains(*n)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} answered withdrawals are gone after the kill: {lost:?}",
+        lost.len(),
+        answered.len()
+    );
+    assert_ledger_matches_in(&test_db.url).await;
+    // And the service comes back on what was kept.
+    let second = ServiceProcess::start(args).await;
+    for user in &users {
+        let balance: Value = serde_json::from_str(&second.balance_text(user).await).unwrap();
+        assert!(cents(&balance["current"]) >= 0);
+    }
+}
+
 fn cents(amount: &Value) -> i64 {
     let text = amount.to_string();
     let (sign, digits) = match text.strip_prefix('-') {

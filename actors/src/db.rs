@@ -9,6 +9,11 @@ use chrono::{DateTime, FixedOffset, Utc};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
+mod group;
+
+pub use group::Write;
+use group::Writes;
+
 /// The connections every store function works with.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -20,6 +25,8 @@ pub struct Db {
     pub writer: DatabaseConnection,
     /// Where list queries go.
     pub reader: DatabaseConnection,
+    /// How write transactions begin and commit.
+    writes: Writes,
     /// Whether other instances write to this database too: then a cached balance is a
     /// hint, and every decision and every read starts from the stored row.
     pub shared: bool,
@@ -45,6 +52,7 @@ impl Db {
             let reader = Database::connect(sqlite_options(url, 4, true)).await?;
             Ok(Self {
                 _instance_lock: Some(Arc::new(lock)),
+                writes: Writes::shared(writer.clone()),
                 writer,
                 reader,
                 shared: false,
@@ -62,10 +70,17 @@ impl Db {
                 _instance_lock: None,
                 writer: pool.clone(),
                 reader: pool,
+                writes: Writes::separate(),
                 shared: false,
                 order_lists: Default::default(),
             })
         }
+    }
+
+    /// Begins a write transaction on the writer. On SQLite its commit is shared with the
+    /// writes queued behind it (see [`group`]); on PostgreSQL it is its own.
+    pub async fn write(&self) -> Result<Write, DbErr> {
+        self.writes.begin(&self.writer).await
     }
 
     /// Whether this is a PostgreSQL database.

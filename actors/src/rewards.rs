@@ -6,8 +6,7 @@ use actix::prelude::*;
 use gophermart_entities::rewards;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-    TryInsertResult,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TryInsertResult,
 };
 use serde::Serialize;
 
@@ -132,7 +131,7 @@ impl Handler<ListRewards> for Catalogue {
 
 async fn create(db: &Db, msg: CreateReward) -> Result<Reward, RewardError> {
     let at = now();
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let inserted = rewards::Entity::insert(rewards::ActiveModel {
         sku: Set(msg.sku.clone()),
         title: Set(msg.title),
@@ -156,7 +155,7 @@ async fn create(db: &Db, msg: CreateReward) -> Result<Reward, RewardError> {
 }
 
 async fn change(db: &Db, msg: ChangeReward) -> Result<Reward, RewardError> {
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let mut update = rewards::Entity::update_many()
         .col_expr(rewards::Column::UpdatedAt, Expr::value(now()))
         .filter(rewards::Column::Sku.eq(msg.sku.as_str()));

@@ -6,7 +6,7 @@ use gophermart_entities::{accounts, ledger, users, withdrawals};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, TryInsertResult,
+    QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -98,7 +98,7 @@ pub async fn create_user(
     login: &str,
     password_hash: &str,
 ) -> Result<UserId, AccountError> {
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let inserted = users::Entity::insert(users::ActiveModel {
         login: Set(login.to_owned()),
         password_hash: Set(password_hash.to_owned()),
@@ -207,7 +207,7 @@ pub async fn withdraw(
             .withdrawn
             .checked_add(sum)
             .ok_or(AccountError::Overflow)?;
-        let txn = db.writer.begin().await?;
+        let txn = db.write().await?;
         let inserted = withdrawals::Entity::insert(withdrawals::ActiveModel {
             order_number: Set(order.to_string()),
             user_id: Set(user.0),
@@ -354,7 +354,7 @@ async fn withdraw_together(
         return Ok(Some((answers, state)));
     }
     let at = now();
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let inserted =
         withdrawals::Entity::insert_many(charged.iter().map(|(msg, _)| withdrawals::ActiveModel {
             order_number: Set(msg.order.to_string()),
@@ -412,7 +412,7 @@ pub async fn credit(
             .current
             .checked_add(amount)
             .ok_or(AccountError::Overflow)?;
-        let txn = db.writer.begin().await?;
+        let txn = db.write().await?;
         if !order_store::mark_processed(&txn, user, order, amount).await? {
             txn.rollback().await?;
             // Whoever made it final may have changed the balance too (another instance

@@ -6,8 +6,7 @@ use gophermart_entities::{campaigns, coupons};
 use rand::Rng;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
-    TryInsertResult,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TryInsertResult,
 };
 use serde::Serialize;
 
@@ -136,7 +135,7 @@ fn code(prefix: &str, day: &str, rng: &mut impl Rng) -> String {
 /// again.
 pub async fn create(db: &Db, campaign: NewCampaign) -> Result<Campaign, CampaignError> {
     let created_at = now();
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let inserted = campaigns::Entity::insert(campaigns::ActiveModel {
         id: Set(campaign.id.clone()),
         title: Set(campaign.title.clone()),
@@ -396,7 +395,7 @@ pub async fn bind(
     use sea_orm::sea_query::Expr;
     for _ in 0..VERSION_RETRIES {
         let at = now();
-        let txn = db.writer.begin().await?;
+        let txn = db.write().await?;
         let bound = coupons::Entity::update_many()
             .col_expr(coupons::Column::UserId, Expr::value(Some(user.0)))
             .col_expr(
@@ -661,7 +660,7 @@ pub async fn redeem(
     use sea_orm::sea_query::Expr;
     let off = discount(&coupon.campaign, amount);
     let at = now();
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let used = coupons::Entity::update_many()
         .col_expr(coupons::Column::OrderNumber, Expr::value(Some(order)))
         .col_expr(coupons::Column::Amount, Expr::value(Some(amount.cents())))

@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat};
 use gophermart_entities::events;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -137,7 +137,7 @@ pub async fn record(
 /// order with no gap, whatever order the writers committed in.
 pub async fn number(db: &Db) -> Result<u64, DbErr> {
     let backend = db.writer.get_database_backend();
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     if backend == DbBackend::Postgres {
         txn.execute_unprepared("SELECT pg_advisory_xact_lock(7367746572)")
             .await?;

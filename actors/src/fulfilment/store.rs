@@ -7,7 +7,7 @@ use gophermart_entities::{redemption_events, redemptions, rewards};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
 
@@ -200,7 +200,7 @@ pub async fn redeem(
         let points = stored_points(reward.price)?
             .checked_mul(request.quantity)
             .ok_or(AccountError::Overflow)?;
-        let txn = db.writer.begin().await?;
+        let txn = db.write().await?;
         // The database decides the stock: never below zero, whoever else is redeeming.
         let quantity = i64::from(request.quantity);
         let taken = rewards::Entity::update_many()
@@ -298,7 +298,7 @@ pub async fn refund(
     id: &str,
 ) -> Result<(bool, AccountState), AccountError> {
     for _ in 0..VERSION_RETRIES {
-        let txn = db.writer.begin().await?;
+        let txn = db.write().await?;
         let cancelled = redemptions::Entity::update_many()
             .col_expr(
                 redemptions::Column::Status,
@@ -400,7 +400,7 @@ pub async fn advance(
     tracking: Option<&str>,
     next_attempt_at: Option<DateTime<FixedOffset>>,
 ) -> Result<bool, DbErr> {
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let mut update = redemptions::Entity::update_many()
         .col_expr(redemptions::Column::Status, Expr::value(status.as_str()))
         .col_expr(redemptions::Column::Attempts, Expr::value(0))

@@ -6,7 +6,7 @@ use gophermart_entities::orders;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, Statement, TransactionTrait, TryInsertResult,
+    QueryOrder, Statement, TryInsertResult,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -167,7 +167,7 @@ pub async fn accept(db: &Db, user: UserId, number: &OrderNumber) -> Result<Accep
                 == 1
         }
         _ => {
-            let txn = db.writer.begin().await?;
+            let txn = db.write().await?;
             let inserted = orders::Entity::insert(new_order(user, number, uploaded_at))
                 .on_conflict_do_nothing_on([orders::Column::Number])
                 .exec_without_returning(&txn)
@@ -274,7 +274,7 @@ async fn accept_together(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     let rows = new
         .iter()
         .map(|(user, number)| new_order(*user, number, uploaded_at));
@@ -377,7 +377,7 @@ pub async fn mark_processed(
 /// Sets a non-final `order` of `user` INVALID, with its event. Returns false when it was
 /// final already.
 pub async fn mark_invalid(db: &Db, user: UserId, order: &OrderNumber) -> Result<bool, DbErr> {
-    let txn = db.writer.begin().await?;
+    let txn = db.write().await?;
     if !finalize(&txn, order, Some(user), OrderStatus::Invalid, None).await? {
         txn.rollback().await?;
         return Ok(false);
@@ -436,7 +436,7 @@ pub async fn reschedule(
     next_poll_at: DateTime<FixedOffset>,
 ) -> Result<(), DbErr> {
     if was != status {
-        let txn = db.writer.begin().await?;
+        let txn = db.write().await?;
         let changed = orders::Entity::update_many()
             .col_expr(orders::Column::Status, Expr::value(status.as_str()))
             .filter(orders::Column::Number.eq(order.as_str()))
