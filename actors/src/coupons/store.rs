@@ -508,13 +508,15 @@ pub async fn campaign_of(db: &Db, code: &str) -> Result<Option<String>, DbErr> {
         .map(|row| row.campaign_id))
 }
 
-/// How many codes of `campaign` the shopper holds.
+/// How many codes of `campaign` the shopper holds, as committed. Read off the writer: on
+/// SQLite it is busy with the claims' own commits, and every bind is conditional on the
+/// code being free and the shopper's slot unused, so the database decides anyway.
 pub async fn held(db: &Db, campaign: &str, user: i64) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     coupons::Entity::find()
         .filter(coupons::Column::CampaignId.eq(campaign))
         .filter(coupons::Column::UserId.eq(user))
-        .count(&db.writer)
+        .count(&db.reader)
         .await
 }
 
@@ -523,7 +525,8 @@ pub async fn next_free(db: &Db, campaign: &str, from: i64) -> Result<Option<(Str
     Ok(free_codes(db, campaign, from, 1).await?.pop())
 }
 
-/// The first `count` free codes of `campaign` at or after position `from`, in pool order.
+/// The first `count` free codes of `campaign` at or after position `from`, in pool order,
+/// as committed (off the writer, as [`held`]).
 pub async fn free_codes(
     db: &Db,
     campaign: &str,
@@ -536,7 +539,7 @@ pub async fn free_codes(
         .filter(coupons::Column::UserId.is_null())
         .order_by_asc(coupons::Column::Pos)
         .limit(u64::try_from(count).unwrap_or(u64::MAX))
-        .all(&db.writer)
+        .all(&db.reader)
         .await?
         .into_iter()
         .map(|row| (row.code, row.pos))
