@@ -189,7 +189,7 @@ async fn claim(
             };
             let binding = Binding {
                 code,
-                campaign: id.clone(),
+                campaign: c.clone(),
                 price: c.price,
                 slot: u32::try_from(held + 1).unwrap_or(u32::MAX),
                 key: msg.key.clone(),

@@ -1,7 +1,7 @@
 //! Campaigns in storage: creation with the whole pool generated in batches and inserted
 //! in multi-row statements, and the campaigns with their counters.
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, SubsecRound};
 use gophermart_entities::{campaigns, coupons};
 use rand::Rng;
 use sea_orm::{
@@ -363,8 +363,8 @@ impl CouponView {
 pub struct Binding {
     /// The free code the campaign's actor picked.
     pub code: String,
-    /// Its campaign.
-    pub campaign: String,
+    /// Its campaign, as the campaign's actor read it.
+    pub campaign: NewCampaign,
     /// Points it costs.
     pub price: Points,
     /// Which of the shopper's codes of this campaign it becomes.
@@ -394,7 +394,8 @@ pub async fn bind(
     use crate::error::AccountError;
     use sea_orm::sea_query::Expr;
     for _ in 0..VERSION_RETRIES {
-        let at = now();
+        // As stored (PostgreSQL keeps microseconds), so that the answer reads as the list.
+        let at = now().trunc_subsecs(6);
         let txn = db.write().await?;
         let bound = coupons::Entity::update_many()
             .col_expr(coupons::Column::UserId, Expr::value(Some(user.0)))
@@ -453,15 +454,19 @@ pub async fn bind(
         }
         let issued = Issued {
             code: &binding.code,
-            campaign: &binding.campaign,
+            campaign: &binding.campaign.id,
             price: binding.price,
             balance: next.current,
         };
         events::record(&txn, EventKind::CouponIssued, Some(user), &issued).await?;
-        let view = coupon(&txn, &binding.code)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound(binding.code.clone()))?;
         txn.commit().await?;
+        // What was just written; a campaign's terms never change.
+        let view = CouponView {
+            code: binding.code.clone(),
+            campaign: binding.campaign.clone(),
+            issued_at: at,
+            redeemed_at: None,
+        };
         return Ok((view, next));
     }
     Err(AccountError::Contended)
