@@ -13,6 +13,7 @@
 //! PostgreSQL every write is a transaction of its own; the server groups the syncs of
 //! concurrent commits itself.
 
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -77,11 +78,12 @@ impl Write {
         let Some(txn) = self.txn.take() else {
             return Ok(());
         };
-        let released = txn.commit().await;
-        match (self.turn.take(), released) {
-            (None, released) => released,
-            (Some(turn), Ok(())) => turn.end(true).await,
-            (Some(turn), Err(error)) => {
+        let Some(turn) = self.turn.take() else {
+            return txn.commit().await;
+        };
+        match detached(txn.commit()).await? {
+            Ok(()) => turn.end(true).await,
+            Err(error) => {
                 turn.end(false).await?;
                 Err(error)
             }
@@ -93,23 +95,33 @@ impl Write {
         let Some(txn) = self.txn.take() else {
             return Ok(());
         };
-        let rolled_back = txn.rollback().await;
-        if let Some(turn) = self.turn.take() {
-            turn.end(false).await?;
-        }
+        let Some(turn) = self.turn.take() else {
+            return txn.rollback().await;
+        };
+        let rolled_back = detached(txn.rollback()).await?;
+        turn.end(false).await?;
         rolled_back
     }
 }
 
 impl Drop for Write {
     fn drop(&mut self) {
-        // The transaction's own drop queues its rollback; the shared one must still be
-        // committed for the writes before this one.
+        // The savepoint's own drop queues its rollback, which runs before anything else
+        // on the connection; then the turn ends (see `Turn`'s drop).
         drop(self.txn.take());
-        if let Some(turn) = self.turn.take() {
-            turn.end_later();
-        }
+        drop(self.turn.take());
     }
+}
+
+/// Runs a step on the shared transaction to its end even if its caller stops waiting: a
+/// savepoint begun, released or rolled back halfway, or a commit cut short, would leave
+/// the transaction that others' writes are in where no one knows.
+async fn detached<T: Send + 'static>(
+    step: impl Future<Output = T> + Send + 'static,
+) -> Result<T, DbErr> {
+    tokio::spawn(step)
+        .await
+        .map_err(|e| DbErr::Custom(format!("a step of a shared commit failed: {e}")))
 }
 
 /// Where writes begin: the writer connection, and on SQLite the shared commit.
@@ -143,18 +155,15 @@ impl Writes {
                 turn: None,
             });
         };
-        let mut turn = Shared::turn(shared).await;
-        let began = match &turn.open.txn {
-            Some(outer) => outer.begin().await,
-            None => match shared.writer.begin().await {
-                Ok(outer) => {
-                    let savepoint = outer.begin().await;
-                    turn.open.txn = Some(outer);
-                    savepoint
-                }
-                Err(error) => Err(error),
-            },
-        };
+        let turn = Shared::turn(shared).await;
+        let writer = shared.writer.clone();
+        // Dropped unused if the caller went away meanwhile: the savepoint first, then the
+        // turn.
+        let (began, turn) = detached(async move {
+            let mut turn = turn;
+            (turn.savepoint(&writer).await, turn)
+        })
+        .await?;
         match began {
             Ok(txn) => Ok(Write {
                 txn: Some(txn),
@@ -193,30 +202,58 @@ impl Shared {
         queued.arrived();
         Turn {
             shared: Arc::clone(shared),
-            open,
+            open: Some(open),
         }
+    }
+
+    /// Whether writes are queued behind the current turn.
+    fn others_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) > 0
     }
 }
 
-/// One write's exclusive use of the writer connection.
+/// One write's exclusive use of the writer connection. Dropped without [`Turn::end`], it
+/// leaves the shared transaction to the writes waiting, or commits it in the background
+/// for the writes in it when there are none.
 struct Turn {
     shared: Arc<Shared>,
-    open: OwnedMutexGuard<Open>,
+    open: Option<OwnedMutexGuard<Open>>,
 }
 
 impl Turn {
+    /// Begins a savepoint in the shared transaction, beginning that first if needed.
+    async fn savepoint(
+        &mut self,
+        writer: &DatabaseConnection,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(DbErr::Custom("the writer's turn has ended".to_owned()));
+        };
+        match &open.txn {
+            Some(outer) => outer.begin().await,
+            None => {
+                let outer = writer.begin().await?;
+                let savepoint = outer.begin().await;
+                open.txn = Some(outer);
+                savepoint
+            }
+        }
+    }
+
     /// Ends the turn. A kept write (`keep`) is answered once the shared transaction is
     /// committed: here, when nothing waits behind it, or by a later write's turn.
     async fn end(mut self, keep: bool) -> Result<(), DbErr> {
-        let others = self.shared.waiting.load(Ordering::Acquire) > 0;
-        let room = self.open.kept.len() < MAX_GROUP;
-        if others && room && self.open.txn.is_some() {
+        let Some(mut open) = self.open.take() else {
+            return Ok(());
+        };
+        let room = open.kept.len() < MAX_GROUP;
+        if self.shared.others_waiting() && room && open.txn.is_some() {
             if !keep {
                 return Ok(());
             }
             let (answer, committed) = oneshot::channel();
-            self.open.kept.push(answer);
-            drop(self);
+            open.kept.push(answer);
+            drop(open);
             return match committed.await {
                 Ok(result) => result.map_err(DbErr::Custom),
                 Err(_) => Err(DbErr::Custom(
@@ -224,32 +261,40 @@ impl Turn {
                 )),
             };
         }
-        let committed = match self.open.txn.take() {
-            Some(txn) => txn.commit().await.map_err(|e| e.to_string()),
-            None => Ok(()),
-        };
-        for answer in self.open.kept.drain(..) {
-            let _ = answer.send(committed.clone());
-        }
+        let committed = detached(commit(open)).await?;
         if keep {
             committed.map_err(DbErr::Custom)
         } else {
             Ok(())
         }
     }
+}
 
-    /// Ends the turn from a drop: the shared transaction is left to the writes waiting,
-    /// or committed in the background when there are none.
-    fn end_later(self) {
-        if self.shared.waiting.load(Ordering::Acquire) > 0 {
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        if self.shared.others_waiting() || open.txn.is_none() {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = self.end(false).await;
-            });
+            runtime.spawn(commit(open));
         }
     }
+}
+
+/// Commits the shared transaction, answers every write kept in it and hands the writer
+/// connection on.
+async fn commit(mut open: OwnedMutexGuard<Open>) -> Result<(), String> {
+    let committed = match open.txn.take() {
+        Some(txn) => txn.commit().await.map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
+    for answer in open.kept.drain(..) {
+        let _ = answer.send(committed.clone());
+    }
+    committed
 }
 
 /// A write queued for its turn. One that gives up before its turn (its caller went
