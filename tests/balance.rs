@@ -396,21 +396,7 @@ async fn a_kill_9_amid_many_accounts_writing_loses_no_answered_withdrawal(backen
     let test_db = TestDb::create(backend).await;
     let args = base_args(&test_db, &accrual.url);
     let first = ServiceProcess::start(args.clone()).await;
-    let mut users = Vec::new();
-    for _ in 0..16 {
-        let user = first.register_user().await;
-        let order = order_number();
-        accrual.add_order_worth(&order, json!(1000)).await;
-        assert_eq!(first.post_order(&user, &order).await, StatusCode::ACCEPTED);
-        users.push(user);
-    }
-    for user in &users {
-        eventually(Duration::from_secs(15), || async {
-            (first.orders(user).await.first()?["status"] == "PROCESSED").then_some(())
-        })
-        .await
-        .expect("funded");
-    }
+    let users = first.funded_users(&accrual, 16, json!(1000)).await;
     let client = reqwest::Client::new();
     let watch = Database::connect(&test_db.url).await.unwrap();
     let charged = Arc::new(AtomicUsize::new(0));

@@ -447,21 +447,7 @@ async fn a_kill_9_in_a_claim_storm_leaves_codes_payments_and_counts_consistent(b
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    let mut users = Vec::new();
-    for _ in 0..5 {
-        let user = first.register_user().await;
-        let order = order_number();
-        accrual.add_order_worth(&order, json!(100)).await;
-        first.post_order(&user, &order).await;
-        users.push(user);
-    }
-    for user in &users {
-        eventually(Duration::from_secs(15), || async {
-            (first.orders(user).await.first()?["status"] == "PROCESSED").then_some(())
-        })
-        .await
-        .expect("funded");
-    }
+    let users = first.funded_users(&accrual, 5, json!(100)).await;
     let storm = users.iter().cycle().take(400).map(|user| {
         let (client, address, token) = (client.clone(), first.address.clone(), user.token.clone());
         async move {

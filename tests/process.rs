@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{bearer, eventually, with_flag, TestUser};
+use crate::helpers::{bearer, eventually, order_number, with_flag, TestAccrual, TestUser};
 
 /// A running `gophermart` process; killed (SIGKILL) when dropped.
 pub struct ServiceProcess {
@@ -147,6 +147,31 @@ impl ServiceProcess {
             login,
             password,
         }
+    }
+
+    /// `count` fresh users, each credited `points` for one order through `accrual`.
+    pub async fn funded_users(
+        &self,
+        accrual: &TestAccrual,
+        count: usize,
+        points: Value,
+    ) -> Vec<TestUser> {
+        let mut users = Vec::with_capacity(count);
+        for _ in 0..count {
+            let user = self.register_user().await;
+            let order = order_number();
+            accrual.add_order_worth(&order, points.clone()).await;
+            assert_eq!(self.post_order(&user, &order).await, StatusCode::ACCEPTED);
+            users.push(user);
+        }
+        for user in &users {
+            eventually(Duration::from_secs(15), || async {
+                (self.orders(user).await.first()?["status"] == "PROCESSED").then_some(())
+            })
+            .await
+            .expect("funded");
+        }
+        users
     }
 
     /// `POST /api/user/orders`; the status.
