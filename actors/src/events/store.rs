@@ -132,9 +132,11 @@ pub async fn record(
 
 /// Numbers committed events that have no `seq` yet, in insertion order, continuing from
 /// the highest `seq`; returns how many were numbered. Only committed rows can be seen
-/// here, and numbering passes run one at a time (one sequencer; on PostgreSQL also an
-/// advisory lock), each in one transaction: `seq` values become visible in increasing
-/// order with no gap, whatever order the writers committed in.
+/// here — on SQLite also rows written earlier in the same shared commit, which becomes
+/// durable with them or not at all — and numbering passes run one at a time (one
+/// sequencer; on PostgreSQL also an advisory lock), each in one transaction: `seq` values
+/// become visible in increasing order with no gap, whatever order the writers committed
+/// in.
 pub async fn number(db: &Db) -> Result<u64, DbErr> {
     let backend = db.writer.get_database_backend();
     let txn = db.write().await?;
