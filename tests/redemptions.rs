@@ -579,7 +579,19 @@ async fn a_request_made_while_the_warehouse_is_down_is_delivered_after_a_restart
     );
     let app = spawn_app_with(db, args, Some(accrual)).await;
     let delivered = wait_for(&app, &user, &id, "DELIVERED").await;
-    assert_eq!(delivered["events"].as_array().unwrap().len(), 4);
+    let statuses: Vec<&str> = delivered["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    // This warehouse keeps a parcel SHIPPED for 50 ms: on a busy machine the next
+    // question may come after that, and the parcel is seen DELIVERED straight away.
+    assert!(
+        statuses == ["REQUESTED", "ACCEPTED", "SHIPPED", "DELIVERED"]
+            || statuses == ["REQUESTED", "ACCEPTED", "DELIVERED"],
+        "{statuses:?}"
+    );
     assert_eq!(app.balance(&user).await, ("8".into(), "0".into()));
 }
 
