@@ -25,15 +25,8 @@ pub struct Compare {
     /// Port of the bench's accrual system on 127.0.0.1, asked by both servers.
     #[arg(long, default_value_t = 8089)]
     accrual_port: u16,
-    /// How long each workload is loaded, per server and round.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// Shoppers (one order each) whose balances and lists are read and who upload.
-    #[arg(long, default_value_t = 200)]
-    users: usize,
+    #[command(flatten)]
+    load: crate::Load,
     /// How many times each workload runs on our service and then on the other.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -100,7 +93,7 @@ impl Target {
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::new();
         let register = format!("{base}/api/user/register");
-        let shoppers = register_all(tag, options.users, |_| register.clone())
+        let shoppers = register_all(tag, options.load.users, |_| register.clone())
             .await
             .with_context(|| format!("Failed to register the shoppers on {label}"))?;
         let orders = format!("{base}/api/user/orders");
@@ -142,7 +135,7 @@ impl Target {
 
     /// One run of `workload`; `None` when it cannot be measured here.
     async fn run(&self, workload: Workload, options: &Compare, numbers: &Numbers) -> Option<Run> {
-        let (concurrency, duration) = (options.concurrency, options.duration);
+        let (concurrency, duration) = (options.load.concurrency, options.load.duration);
         let url = |path: &str| format!("{}{path}", self.base);
         let fresh = |_: usize, _: usize| numbers.next();
         Some(match workload {
@@ -180,7 +173,7 @@ impl Target {
 /// Runs every workload `rounds` times on our service, then on `--other`, and prints the
 /// rows and the summary.
 pub async fn compare(cli: &Cli, options: &Compare) -> anyhow::Result<()> {
-    if options.users == 0 || options.concurrency == 0 || options.rounds == 0 {
+    if options.load.users == 0 || options.load.concurrency == 0 || options.rounds == 0 {
         bail!("give --users, --concurrency and --rounds of 1 or more");
     }
     let accrual = Accrual::start_on(&format!("127.0.0.1:{}", options.accrual_port), 0)?;
@@ -207,9 +200,9 @@ pub async fn compare(cli: &Cli, options: &Compare) -> anyhow::Result<()> {
     settle(&accrual).await;
     println!(
         "scenario: {} clients, {} shoppers, {} per workload and server, {} round(s) of {} then {}",
-        options.concurrency,
-        options.users,
-        humantime::format_duration(options.duration),
+        options.load.concurrency,
+        options.load.users,
+        humantime::format_duration(options.load.duration),
         options.rounds,
         targets[0].label,
         targets[1].label

@@ -36,6 +36,20 @@ struct Cli {
     scenario: Scenario,
 }
 
+/// How hard a workload is loaded: by `hot`, and by `compare` on each server.
+#[derive(clap::Args)]
+pub struct Load {
+    /// How long each workload is loaded (per server and round in `compare`).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Shoppers with one order each, whose balances and lists are read.
+    #[arg(long, default_value_t = 200)]
+    pub users: usize,
+}
+
 #[derive(Subcommand)]
 enum Scenario {
     /// Throughput and latency of `GET /api/user/balance`, `POST /api/user/orders` and
@@ -53,17 +67,7 @@ enum Scenario {
     },
     /// Withdrawals on one account by many clients at once (every one of them decided by
     /// that account's actor), and `GET /api/user/orders` of shoppers with one order each.
-    Hot {
-        /// How long each workload is loaded.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        duration: Duration,
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        /// Shoppers whose order lists are read.
-        #[arg(long, default_value_t = 200)]
-        users: usize,
-    },
+    Hot(Load),
     /// Resident memory of the service before and after many shoppers each read their
     /// balance once (one account actor each), and again once the idle actors stopped.
     Memory {
@@ -243,11 +247,7 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             users,
         } => http(&service, *duration, *concurrency, *users).await,
-        Scenario::Hot {
-            duration,
-            concurrency,
-            users,
-        } => hot(&service, *duration, *concurrency, *users).await,
+        Scenario::Hot(load) => hot(&service, load.duration, load.concurrency, load.users).await,
         Scenario::Memory {
             shoppers,
             concurrency,
