@@ -127,6 +127,16 @@ async fn redemption(app: &TestApp, user: &TestUser, id: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// The statuses of a redemption's timeline, oldest first.
+fn timeline(redemption: &Value) -> Vec<&str> {
+    redemption["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect()
+}
+
 async fn wait_for(app: &TestApp, user: &TestUser, id: &str, status: &str) -> Value {
     eventually(Duration::from_secs(15), || async {
         let found = redemption(app, user, id).await;
@@ -198,13 +208,10 @@ async fn a_redemption_charges_takes_stock_and_is_delivered_to_the_door(backend: 
     assert_eq!(stock_of(&app, "shampoo-500").await, json!(3));
 
     let delivered = wait_for(&app, &user, &id, "DELIVERED").await;
-    let statuses: Vec<&str> = delivered["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["REQUESTED", "ACCEPTED", "SHIPPED", "DELIVERED"]);
+    assert_eq!(
+        timeline(&delivered),
+        ["REQUESTED", "ACCEPTED", "SHIPPED", "DELIVERED"]
+    );
     assert!(delivered["tracking"].as_str().unwrap().starts_with("TRK"));
     let list: Value = app
         .get("/api/user/redemptions", Some(&user.token))
@@ -579,12 +586,7 @@ async fn a_request_made_while_the_warehouse_is_down_is_delivered_after_a_restart
     );
     let app = spawn_app_with(db, args, Some(accrual)).await;
     let delivered = wait_for(&app, &user, &id, "DELIVERED").await;
-    let statuses: Vec<&str> = delivered["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["status"].as_str().unwrap())
-        .collect();
+    let statuses = timeline(&delivered);
     // This warehouse keeps a parcel SHIPPED for 50 ms: on a busy machine the next
     // question may come after that, and the parcel is seen DELIVERED straight away.
     assert!(
